@@ -1,0 +1,1 @@
+//! Ephemeral PostgreSQL for tests and rehearsals (work in progress).
