@@ -1,1 +1,178 @@
-//! (work in progress)
+//! The database a command works on, named by a connection URL. A [`Target`]
+//! keeps the password out of everything it prints: its display form, errors
+//! and journals all use [`redact_url`].
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::Connection;
+use sqlx::postgres::{PgConnectOptions, PgConnection};
+
+use crate::{Error, Result};
+
+/// How long we wait for a server to accept a connection before giving up.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// A PostgreSQL database named by a `postgres://` URL.
+#[derive(Clone)]
+pub struct Target {
+    options: PgConnectOptions,
+    redacted: String,
+}
+
+impl Target {
+    /// Parses a `postgres://` or `postgresql://` URL.
+    pub fn parse(url: &str) -> Result<Target> {
+        let redacted = redact_url(url);
+        if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            return Err(Error::Invalid(format!(
+                "--db-url {redacted}: not a PostgreSQL URL (hint: use postgres://user:password@host:5432/database)"
+            )));
+        }
+        let options = PgConnectOptions::from_str(url).map_err(|e| {
+            Error::Invalid(format!(
+                "--db-url {redacted}: {} (hint: use postgres://user:password@host:5432/database)",
+                redact_url(&e.to_string())
+            ))
+        })?;
+        Ok(Target { options, redacted })
+    }
+
+    /// A target from ready-made options (the harness uses this).
+    pub fn from_options(options: PgConnectOptions) -> Target {
+        let redacted = format!(
+            "postgres://{}:***@{}:{}/{}",
+            options.get_username(),
+            options.get_host(),
+            options.get_port(),
+            options.get_database().unwrap_or("postgres")
+        );
+        Target { options, redacted }
+    }
+
+    /// The URL with its password replaced by `***`.
+    pub fn redacted(&self) -> &str {
+        &self.redacted
+    }
+
+    /// Connection options for sqlx.
+    pub fn options(&self) -> &PgConnectOptions {
+        &self.options
+    }
+
+    /// The database name (what `--confirm` must repeat).
+    pub fn database(&self) -> &str {
+        self.options.get_database().unwrap_or(self.options.get_username())
+    }
+
+    /// The same server, another database.
+    pub fn with_database(&self, database: &str) -> Target {
+        Target::from_options(self.options.clone().database(database))
+    }
+
+    /// True for a server on this machine (loopback or a Unix socket).
+    pub fn is_local(&self) -> bool {
+        let host = self.options.get_host();
+        host == "localhost" || host.starts_with("127.") || host == "::1" || host.starts_with('/')
+    }
+
+    /// Opens one connection; failures name the target (without password).
+    pub async fn connect(&self) -> Result<PgConnection> {
+        let attempt = PgConnection::connect_with(&self.options);
+        match tokio::time::timeout(CONNECT_TIMEOUT, attempt).await {
+            Ok(Ok(conn)) => Ok(conn),
+            Ok(Err(e)) => Err(Error::Connect {
+                target: self.redacted.clone(),
+                reason: redact_url(&e.to_string()),
+            }),
+            Err(_) => Err(Error::Connect {
+                target: self.redacted.clone(),
+                reason: format!("no answer within {}s", CONNECT_TIMEOUT.as_secs()),
+            }),
+        }
+    }
+}
+
+impl fmt::Debug for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.redacted)
+    }
+}
+
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.redacted)
+    }
+}
+
+/// Replaces the password of every `scheme://user:password@` in `text` by `***`.
+pub fn redact_url(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(pos) = rest.find("://") {
+        let (head, tail) = rest.split_at(pos + 3);
+        out.push_str(head);
+        let authority_end = tail.find(['/', ' ', '\n', '"', '\'', '?']).unwrap_or(tail.len());
+        let authority = &tail[..authority_end];
+        match (authority.rfind('@'), authority.find(':')) {
+            (Some(at), Some(colon)) if colon < at => {
+                out.push_str(&authority[..colon]);
+                out.push_str(":***");
+                out.push_str(&authority[at..]);
+            }
+            _ => out.push_str(authority),
+        }
+        rest = &tail[authority_end..];
+    }
+    out.push_str(rest);
+    // `password=...` in keyword/value connection strings.
+    redact_keyword_password(&out)
+}
+
+fn redact_keyword_password(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(pos) = rest.find("password=") {
+        let (head, tail) = rest.split_at(pos + "password=".len());
+        out.push_str(head);
+        out.push_str("***");
+        let end = tail.find([' ', '&', '\n', '"', '\'']).unwrap_or(tail.len());
+        rest = &tail[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_passwords_in_urls_and_keyword_strings() {
+        assert_eq!(
+            redact_url("connect postgres://app:s3cr%40t@db.example.com:5432/prod failed"),
+            "connect postgres://app:***@db.example.com:5432/prod failed"
+        );
+        assert_eq!(redact_url("postgres://app@host/db"), "postgres://app@host/db");
+        assert_eq!(redact_url("host=x password=hunter2 user=y"), "host=x password=*** user=y");
+        assert_eq!(redact_url("postgres://a:b@h/d?password=c"), "postgres://a:***@h/d?password=***");
+    }
+
+    #[test]
+    fn parse_rejects_other_schemes_without_leaking_the_password() {
+        let err = Target::parse("mysql://root:topsecret@h/db").unwrap_err().to_string();
+        assert!(err.contains("not a PostgreSQL URL"), "{err}");
+        assert!(!err.contains("topsecret"), "{err}");
+    }
+
+    #[test]
+    fn target_knows_local_hosts_and_database() {
+        let t = Target::parse("postgres://u:p@127.0.0.1:5433/app").unwrap();
+        assert!(t.is_local());
+        assert_eq!(t.database(), "app");
+        assert_eq!(t.redacted(), "postgres://u:***@127.0.0.1:5433/app");
+        let remote = Target::parse("postgres://u:p@db.example.com/app").unwrap();
+        assert!(!remote.is_local());
+    }
+}

@@ -1,0 +1,251 @@
+//! Which PostgreSQL image a major version runs on, and getting it onto this
+//! machine. Resolution order: the configured image is already present → use
+//! it; else `docker pull` it; else (for the default `postgres` image) build
+//! `phantom-sync/postgres:<major>` locally with the recipe in `image/`, which
+//! needs no image registry. The recipe is embedded in the binary, so an
+//! installed `phantom-sync` can build images outside this repository too.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+
+use sha2::{Digest, Sha256};
+use tokio::process::Command;
+
+use crate::{Error, Result};
+
+/// PostgreSQL majors phantom-sync supports.
+pub const SUPPORTED_MAJORS: [u8; 5] = [14, 15, 16, 17, 18];
+
+/// The default image name; its tags are major versions.
+pub const DEFAULT_IMAGE: &str = "postgres";
+
+/// The repository of locally built images.
+pub const LOCAL_REPOSITORY: &str = "phantom-sync/postgres";
+
+const DOCKERFILE: &str = include_str!("image/Dockerfile");
+const ENTRYPOINT: &str = include_str!("image/docker-entrypoint.sh");
+const BUILD_SCRIPT: &str = include_str!("image/build.sh");
+
+/// Where an image came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ImageOrigin {
+    /// It was already on this machine.
+    Present,
+    /// `docker pull` fetched it.
+    Pulled,
+    /// Built here from the embedded recipe.
+    Built,
+}
+
+/// A resolved image: `name:tag`, ready to run.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ImageRef {
+    pub name: String,
+    pub tag: String,
+    pub origin: ImageOrigin,
+}
+
+impl ImageRef {
+    /// `name:tag`.
+    pub fn reference(&self) -> String {
+        format!("{}:{}", self.name, self.tag)
+    }
+}
+
+/// Checks that `major` is one phantom-sync supports.
+pub fn check_major(major: u8) -> Result<()> {
+    if SUPPORTED_MAJORS.contains(&major) {
+        Ok(())
+    } else {
+        Err(Error::Invalid(format!(
+            "PostgreSQL {major} is not supported (hint: phantom-sync supports majors 14, 15, 16, 17 and 18)"
+        )))
+    }
+}
+
+/// The majors to run, from `PHANTOM_PG_VERSIONS` (e.g. `14,15,16,17,18`); default 17.
+pub fn versions_from_env() -> Result<Vec<u8>> {
+    match std::env::var("PHANTOM_PG_VERSIONS") {
+        Ok(text) if !text.trim().is_empty() => parse_versions(&text),
+        _ => Ok(vec![17]),
+    }
+}
+
+/// Parses a comma-separated list of majors; `all` means every supported one.
+pub fn parse_versions(text: &str) -> Result<Vec<u8>> {
+    if text.trim() == "all" {
+        return Ok(SUPPORTED_MAJORS.to_vec());
+    }
+    let mut majors = Vec::new();
+    for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let major: u8 = part.parse().map_err(|_| {
+            Error::Invalid(format!(
+                "PHANTOM_PG_VERSIONS: '{part}' is not a PostgreSQL major (hint: e.g. PHANTOM_PG_VERSIONS=14,15,16,17,18)"
+            ))
+        })?;
+        check_major(major)?;
+        if !majors.contains(&major) {
+            majors.push(major);
+        }
+    }
+    Ok(majors)
+}
+
+/// The configured image (`PHANTOM_PG_IMAGE`) for `major`. A value with a tag
+/// (`supabase/postgres:15.8.1.060`) is used as is; otherwise the tag is the major.
+fn configured(major: u8) -> (String, String) {
+    let setting = std::env::var("PHANTOM_PG_IMAGE").unwrap_or_default();
+    let setting = if setting.trim().is_empty() { DEFAULT_IMAGE.to_string() } else { setting };
+    match setting.rsplit_once(':') {
+        Some((name, tag)) if !tag.contains('/') => (name.to_string(), tag.to_string()),
+        _ => (setting, major.to_string()),
+    }
+}
+
+/// Finds, pulls or builds the image for `major`.
+pub async fn resolve(major: u8) -> Result<ImageRef> {
+    check_major(major)?;
+    ensure_docker().await?;
+    let (name, tag) = configured(major);
+    let reference = format!("{name}:{tag}");
+    if image_present(&reference).await? {
+        return Ok(ImageRef { name, tag, origin: ImageOrigin::Present });
+    }
+    if docker(&["pull", "--quiet", &reference]).await.is_ok() {
+        return Ok(ImageRef { name, tag, origin: ImageOrigin::Pulled });
+    }
+    if name != DEFAULT_IMAGE {
+        return Err(Error::Environment(format!(
+            "image {reference} is not on this machine and `docker pull {reference}` failed \
+             (hint: pull or load it first, or unset PHANTOM_PG_IMAGE to use a locally built image)"
+        )));
+    }
+    build(&[major]).await?;
+    Ok(ImageRef { name: LOCAL_REPOSITORY.to_string(), tag: major.to_string(), origin: ImageOrigin::Built })
+}
+
+/// Builds (or confirms up to date) `phantom-sync/postgres:<major>` for each major.
+pub async fn build(majors: &[u8]) -> Result<()> {
+    for &major in majors {
+        check_major(major)?;
+    }
+    let dir = write_recipe()?;
+    let script = dir.join("build.sh");
+    let output = Command::new("bash")
+        .arg(&script)
+        .args(majors.iter().map(u8::to_string))
+        .stdin(Stdio::null())
+        .stdout(Stdio::inherit())
+        .stderr(Stdio::piped())
+        .output()
+        .await
+        .map_err(|e| Error::Tool { tool: "bash".into(), detail: format!("cannot run {}: {e}", script.display()) })?;
+    let log = String::from_utf8_lossy(&output.stderr);
+    if !output.status.success() {
+        return Err(Error::Environment(format!(
+            "building the PostgreSQL image failed at: {}\n{}",
+            last_step(&log),
+            tail(&log, 20)
+        )));
+    }
+    Ok(())
+}
+
+/// Writes the embedded recipe to a cache folder named after its hash.
+fn write_recipe() -> Result<PathBuf> {
+    let mut hasher = Sha256::new();
+    for part in [DOCKERFILE, ENTRYPOINT, BUILD_SCRIPT] {
+        hasher.update(part.as_bytes());
+    }
+    let hash = format!("{:x}", hasher.finalize());
+    let dir = cache_dir().join(format!("recipe-{}", &hash[..16]));
+    let files = [("Dockerfile", DOCKERFILE), ("docker-entrypoint.sh", ENTRYPOINT), ("build.sh", BUILD_SCRIPT)];
+    std::fs::create_dir_all(&dir).map_err(Error::io("create", &dir))?;
+    for (name, text) in files {
+        let path = dir.join(name);
+        std::fs::write(&path, text).map_err(Error::io("write", &path))?;
+    }
+    Ok(dir)
+}
+
+/// `$PHANTOM_CACHE_DIR`, else `$XDG_CACHE_HOME/phantom-sync`, else `~/.cache/phantom-sync`.
+pub fn cache_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("PHANTOM_CACHE_DIR") {
+        return PathBuf::from(dir);
+    }
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(std::env::temp_dir);
+    base.join("phantom-sync")
+}
+
+async fn image_present(reference: &str) -> Result<bool> {
+    Ok(docker(&["image", "inspect", "--format", "{{.Id}}", reference]).await.is_ok())
+}
+
+/// Fails with an actionable message when no Docker engine answers.
+pub async fn ensure_docker() -> Result<()> {
+    match docker(&["version", "--format", "{{.Server.Version}}"]).await {
+        Ok(_) => Ok(()),
+        Err(detail) => {
+            let host = std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock (default)".into());
+            Err(Error::Environment(format!(
+                "no Docker engine answered at {host}: {} (hint: start the Docker daemon, or set DOCKER_HOST to where it listens)",
+                tail(&detail, 3)
+            )))
+        }
+    }
+}
+
+/// Runs `docker <args>`; Ok(stdout) or Err(stderr).
+pub(crate) async fn docker(args: &[&str]) -> std::result::Result<String, String> {
+    let output = Command::new("docker")
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .map_err(|e| format!("cannot run the docker CLI: {e}"))?;
+    if output.status.success() {
+        Ok(String::from_utf8_lossy(&output.stdout).trim().to_string())
+    } else {
+        Err(String::from_utf8_lossy(&output.stderr).trim().to_string())
+    }
+}
+
+fn last_step(log: &str) -> String {
+    log.lines()
+        .filter(|l| l.starts_with("==> "))
+        .last()
+        .map(|l| l.trim_start_matches("==> ").to_string())
+        .unwrap_or_else(|| "the start of the build".into())
+}
+
+pub(crate) fn tail(text: &str, lines: usize) -> String {
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_parse_and_reject_unsupported_majors() {
+        assert_eq!(parse_versions("14, 15,18").unwrap(), vec![14, 15, 18]);
+        assert_eq!(parse_versions("all").unwrap(), SUPPORTED_MAJORS.to_vec());
+        assert_eq!(parse_versions("17,17").unwrap(), vec![17]);
+        let err = parse_versions("13").unwrap_err().to_string();
+        assert!(err.contains("PostgreSQL 13 is not supported"), "{err}");
+        let err = parse_versions("seventeen").unwrap_err().to_string();
+        assert!(err.contains("'seventeen'"), "{err}");
+    }
+
+    #[test]
+    fn build_failure_names_the_last_step() {
+        let log = "==> [phantom-sync image] debootstrap bookworm\nE: boom\n";
+        assert_eq!(last_step(log), "[phantom-sync image] debootstrap bookworm");
+        assert_eq!(tail("a\nb\nc", 2), "b\nc");
+    }
+}
