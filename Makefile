@@ -1,0 +1,73 @@
+# The contract of phantom-sync: every target a user or CI needs.
+#   make demo        rehearse the built-in incident (the main job)
+#   make test        the whole suite on PostgreSQL 14-18 (installs what it needs)
+#   make test-unit   tests that need no Docker
+#   make matrix      scenario x major wall-time table
+#   make bench       provisioning benchmark (container start, template clone, shim from scratch)
+#   make images      build the offline PostgreSQL images for every major
+#   make lint        clippy (all targets, warnings denied) and rustfmt --check
+#   make review      review pending insta snapshots
+
+comma    := ,
+VERSIONS ?= 14,15,16,17,18
+MAJORS   := $(subst $(comma), ,$(VERSIONS))
+CARGO    ?= cargo
+BENCH_RUNS ?= 20
+
+export PHANTOM_PG_VERSIONS := $(VERSIONS)
+
+.PHONY: demo test test-unit matrix bench images lint review sweep tools
+
+demo: tools
+	$(CARGO) run --quiet --bin phantom-sync -- rehearse
+
+test: tools images
+	@status=0; \
+	$(CARGO) test --all-targets --no-fail-fast || status=$$?; \
+	$(MAKE) --no-print-directory sweep; \
+	exit $$status
+
+test-unit:
+	$(CARGO) test --lib --bins
+
+matrix: tools images
+	$(CARGO) run --quiet --bin phantom-sync -- matrix --versions $(VERSIONS)
+
+bench: tools images
+	$(CARGO) run --quiet --bin phantom-sync -- bench provision --versions $(VERSIONS) --runs $(BENCH_RUNS)
+
+images: tools
+	bash src/harness/image/build.sh $(MAJORS)
+
+lint:
+	$(CARGO) clippy --all-targets -- -D warnings
+	$(CARGO) fmt --check
+
+review:
+	$(CARGO) insta review --snapshot-path snapshots 2>/dev/null || $(CARGO) insta review
+
+# Removes containers left by harness processes (a safety net; each process's
+# own watcher normally removes its containers when it exits).
+sweep:
+	@ids=$$(docker ps -aq --filter label=phantom-sync.owner-pid 2>/dev/null); \
+	if [ -n "$$ids" ]; then \
+		for id in $$ids; do \
+			pid=$$(docker inspect -f '{{ index .Config.Labels "phantom-sync.owner-pid" }}' $$id 2>/dev/null); \
+			[ -d /proc/$$pid ] || docker rm -f -v $$id >/dev/null; \
+		done; \
+	fi; \
+	sleep 1; \
+	left=$$(docker ps -aq --filter label=org.testcontainers.managed-by=testcontainers | wc -l); \
+	echo "containers left behind by tests: $$left"
+
+# What a fresh machine of this project's kind lacks: debootstrap (image
+# builds) and a running Docker engine.
+tools:
+	@command -v debootstrap >/dev/null 2>&1 || { \
+		echo "installing debootstrap"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null; }
+	@docker info >/dev/null 2>&1 || { \
+		echo "Docker engine not answering; trying to start it"; \
+		(service docker start || (dockerd >/tmp/dockerd.log 2>&1 &)) >/dev/null 2>&1; \
+		for i in $$(seq 1 30); do docker info >/dev/null 2>&1 && break; sleep 1; done; \
+		docker info >/dev/null 2>&1 || { echo "error: no Docker engine (see /tmp/dockerd.log)"; exit 1; }; }
