@@ -1,1 +1,241 @@
-//! (work in progress)
+//! `phantom-sync rehearse`, the main job: capture a database read-only (or
+//! take a dump, or build the built-in incident), restore it in an ephemeral
+//! container of the same major, run the whole procedure there and every
+//! rollback drill on fresh copies, and write the runbook to follow in
+//! production.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use serde::Serialize;
+
+use crate::backup::BackupSet;
+use crate::execute::Faults;
+use crate::harness::Database;
+use crate::journal::write_atomic;
+use crate::repair::{RepairOptions, Repaired, repair};
+use crate::rollback::{Procedure, RollbackReport, rollback};
+use crate::target::Target;
+use crate::tools::{DumpScope, PgTools};
+use crate::{Error, Result};
+
+/// `phantom-sync rehearse` arguments.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RehearseArgs {
+    /// Capture this database (read-only) instead of the built-in incident.
+    #[arg(long, env = "PHANTOM_DB_URL", hide_env_values = true, conflicts_with = "dump")]
+    pub db_url: Option<String>,
+    /// Rehearse from a pg_dump file (custom format) instead.
+    #[arg(long)]
+    pub dump: Option<PathBuf>,
+    /// Major of the dump's server (with --dump).
+    #[arg(long, default_value_t = 17)]
+    pub major: u8,
+    /// The migrations folder (default: the built-in fixture when no database is given).
+    #[arg(long)]
+    pub migrations: Option<PathBuf>,
+    /// Capture the schema only (no data).
+    #[arg(long)]
+    pub schema_only: bool,
+    /// Where the runbook, plan and journals go.
+    #[arg(long, default_value = ".phantom/rehearsal")]
+    pub out: PathBuf,
+    /// Print only the summary line.
+    #[arg(long)]
+    pub quiet: bool,
+    /// Print the rehearsal as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// What a rehearsal found.
+#[derive(Debug, Serialize)]
+pub struct Rehearsal {
+    pub source: String,
+    pub major: u8,
+    pub passed: bool,
+    pub diagnosis_before: crate::diagnose::Diagnosis,
+    pub diagnosis_after: Option<crate::diagnose::Diagnosis>,
+    pub plan: Option<crate::plan::Plan>,
+    pub journal: Option<crate::journal::Journal>,
+    pub error: Option<String>,
+    pub drills: Vec<RollbackReport>,
+    pub timings_ms: Vec<(String, u128)>,
+    pub out: PathBuf,
+}
+
+const BUILT_IN: &str = "plan-exact-state";
+
+/// Runs the CLI command; exit 0 when the rehearsal passed, 1 when it found a problem.
+pub async fn run_cli(args: RehearseArgs) -> Result<u8> {
+    let rehearsal = rehearse(&args).await?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&rehearsal).unwrap_or_default());
+    } else if !args.quiet {
+        print!("{}", crate::report::diagnosis_table(&rehearsal.diagnosis_before));
+    }
+    let verdict = if rehearsal.passed { "PASSED" } else { "FOUND A PROBLEM" };
+    eprintln!("rehearsal {verdict}: runbook {}", rehearsal.out.join("runbook.md").display());
+    Ok(if rehearsal.passed { 0 } else { 1 })
+}
+
+/// The rehearsal itself.
+pub async fn rehearse(args: &RehearseArgs) -> Result<Rehearsal> {
+    let mut timings = Vec::new();
+    let clock = Instant::now();
+    std::fs::create_dir_all(&args.out).map_err(Error::io("create", &args.out))?;
+    let dump = args.out.join("capture.dump");
+    let (source, major, migrations) = capture(args, &dump).await?;
+    timings.push(("capture".to_string(), clock.elapsed().as_millis()));
+
+    let clock = Instant::now();
+    let copy = restore_copy(major, &dump, "rehearsal").await?;
+    timings.push(("restore".to_string(), clock.elapsed().as_millis()));
+
+    let clock = Instant::now();
+    let options = RepairOptions::new(&migrations, &args.out.join("backup"));
+    let tools = PgTools::for_database(&copy);
+    let outcome = repair(&copy.target(), &tools, &options).await;
+    timings.push(("repair".to_string(), clock.elapsed().as_millis()));
+    let mut rehearsal = match outcome {
+        Ok(Repaired { inspection, plan, journal }) => {
+            let after = crate::inspect::inspect(&copy.target(), &migrations, &options.catalog).await?;
+            Rehearsal {
+                source,
+                major,
+                passed: true,
+                diagnosis_before: inspection.diagnosis,
+                diagnosis_after: Some(after.diagnosis),
+                plan: Some(plan),
+                journal: Some(journal),
+                error: None,
+                drills: Vec::new(),
+                timings_ms: Vec::new(),
+                out: args.out.clone(),
+            }
+        }
+        Err(stopped) => Rehearsal {
+            source,
+            major,
+            passed: false,
+            diagnosis_before: match &stopped.inspection {
+                Some(i) => i.diagnosis.clone(),
+                None => return Err(stopped.failure.error),
+            },
+            diagnosis_after: None,
+            plan: stopped.plan.clone(),
+            journal: Some(stopped.failure.journal.clone()),
+            error: Some(stopped.failure.error.to_string()),
+            drills: Vec::new(),
+            timings_ms: Vec::new(),
+            out: args.out.clone(),
+        },
+    };
+    copy.drop_database().await?;
+    if rehearsal.passed {
+        let clock = Instant::now();
+        for procedure in [Procedure::FailedMigration, Procedure::DroppedTables(Vec::new()), Procedure::Ledger] {
+            let report = drill(major, &dump, &migrations, &args.out, procedure).await?;
+            rehearsal.passed &= report.restored();
+            rehearsal.drills.push(report);
+        }
+        timings.push(("rollback drills".to_string(), clock.elapsed().as_millis()));
+    }
+    rehearsal.timings_ms = timings;
+    write_outputs(&rehearsal, &args.out)?;
+    Ok(rehearsal)
+}
+
+/// Takes the capture: the built-in incident, a live database, or a dump file.
+async fn capture(args: &RehearseArgs, dump: &Path) -> Result<(String, u8, PathBuf)> {
+    if let Some(url) = &args.db_url {
+        let target = Target::parse(url)?;
+        let mut conn = target.connect().await?;
+        let major = crate::inspect::server_major(&mut conn).await?;
+        crate::harness::image::check_major(major)?;
+        drop(conn);
+        let scope = DumpScope { schema_only: args.schema_only, ..DumpScope::default() };
+        PgTools::for_major(major).await?.dump(&target, dump, &scope).await?;
+        let migrations = args.migrations.clone().unwrap_or_else(|| PathBuf::from("supabase/migrations"));
+        return Ok((target.redacted().to_string(), major, migrations));
+    }
+    if let Some(file) = &args.dump {
+        crate::harness::image::check_major(args.major)?;
+        std::fs::copy(file, dump).map_err(Error::io("copy", file))?;
+        let migrations = args.migrations.clone().unwrap_or_else(|| PathBuf::from("supabase/migrations"));
+        return Ok((format!("dump {}", file.display()), args.major, migrations));
+    }
+    // The built-in incident: the plan's state, built for real on a stand-in "production".
+    let major = 17;
+    let scenarios = PathBuf::from("scenarios");
+    let scenario = crate::scenario::Scenario::load(&scenarios.join(format!("{BUILT_IN}.toml")))?;
+    let migrations = scenario.fixture_dir().join("supabase/migrations");
+    let project = crate::project::Project::load(&migrations)?;
+    let production = Database::fresh(major, "production").await?;
+    let mut conn = production.connect().await?;
+    crate::scenario::build_state(&scenario, &project, &mut conn).await?;
+    drop(conn);
+    PgTools::for_database(&production).dump(&production.target(), dump, &DumpScope::default()).await?;
+    production.drop_database().await?;
+    Ok((format!("built-in incident ({})", scenario.description), major, migrations))
+}
+
+/// A fresh database with the shim, holding the capture.
+async fn restore_copy(major: u8, dump: &Path, label: &str) -> Result<Database> {
+    let copy = Database::fresh(major, label).await?;
+    PgTools::for_database(&copy).restore_database(&copy.target(), dump, &DumpScope::default()).await?;
+    Ok(copy)
+}
+
+/// One rollback drill on a fresh copy.
+async fn drill(major: u8, dump: &Path, migrations: &Path, out: &Path, procedure: Procedure) -> Result<RollbackReport> {
+    let copy = restore_copy(major, dump, "drill").await?;
+    let backup_dir = out.join(format!("drill-{}", slug(procedure.title())));
+    let mut options = RepairOptions::new(migrations, &backup_dir);
+    options.predict = false;
+    let tools = PgTools::for_database(&copy);
+    let target = copy.target();
+    match &procedure {
+        Procedure::FailedMigration => {
+            let plan = crate::repair::make_plan(&target, &tools, &options).await?.1;
+            options.faults = Faults { fail_in: plan.to_apply().last().cloned(), ..Faults::default() };
+            let _ = repair(&target, &tools, &options).await; // expected to fail
+        }
+        Procedure::DroppedTables(_) => {
+            let _ = repair(&target, &tools, &options).await;
+            let set = BackupSet::load(&backup_dir)?;
+            let mut conn = target.connect().await?;
+            for table in set.data.tables.keys() {
+                let (schema, name) = table.split_once('.').unwrap_or(("public", table));
+                let sql = format!("DROP TABLE IF EXISTS \"{schema}\".\"{name}\" CASCADE");
+                sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&mut conn).await.map_err(Error::db("dropping tables for the drill"))?;
+            }
+        }
+        Procedure::Ledger => {
+            let _ = repair(&target, &tools, &options).await;
+            let mut conn = target.connect().await?;
+            sqlx::raw_sql("DELETE FROM supabase_migrations.schema_migrations WHERE version IN (SELECT version FROM supabase_migrations.schema_migrations ORDER BY version LIMIT 3); INSERT INTO supabase_migrations.schema_migrations (version, name) VALUES ('99999999999999', 'corrupted')")
+                .execute(&mut conn)
+                .await
+                .map_err(Error::db("corrupting the ledger for the drill"))?;
+        }
+    }
+    let set = BackupSet::load(&backup_dir)?;
+    let report = rollback(&target, &tools, &set, procedure, &options.catalog).await?;
+    copy.drop_database().await?;
+    Ok(report)
+}
+
+fn slug(text: &str) -> String {
+    text.split(':').next().unwrap_or(text).to_lowercase().replace(' ', "-")
+}
+
+fn write_outputs(r: &Rehearsal, out: &Path) -> Result<()> {
+    if let Some(plan) = &r.plan {
+        write_atomic(&out.join("plan.json"), &plan.to_json())?;
+    }
+    let markdown = crate::report::runbook_markdown(r);
+    write_atomic(&out.join("runbook.md"), &markdown)?;
+    write_atomic(&out.join("runbook.html"), &crate::report::html_page("phantom-sync runbook", &markdown))?;
+    write_atomic(&out.join("rehearsal.json"), &serde_json::to_string_pretty(r).unwrap_or_default())
+}

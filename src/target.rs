@@ -19,6 +19,9 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 pub struct Target {
     options: PgConnectOptions,
     redacted: String,
+    /// Kept for child processes (pg_dump, psql), which get it through
+    /// `PGPASSWORD`; sqlx's options do not give it back.
+    password: Option<String>,
 }
 
 impl Target {
@@ -36,7 +39,11 @@ impl Target {
                 redact_url(&e.to_string())
             ))
         })?;
-        Ok(Target { options, redacted })
+        Ok(Target {
+            options,
+            redacted,
+            password: url_password(url),
+        })
     }
 
     /// A target from ready-made options (the harness uses this).
@@ -48,7 +55,22 @@ impl Target {
             options.get_port(),
             options.get_database().unwrap_or("postgres")
         );
-        Target { options, redacted }
+        Target {
+            options,
+            redacted,
+            password: None,
+        }
+    }
+
+    /// The same target with the password child processes should use.
+    pub fn with_password(mut self, password: Option<String>) -> Target {
+        self.password = password;
+        self
+    }
+
+    /// The password for child processes (never print it).
+    pub(crate) fn password(&self) -> Option<&str> {
+        self.password.as_deref()
     }
 
     /// The URL with its password replaced by `***`.
@@ -69,6 +91,7 @@ impl Target {
     /// The same server, another database.
     pub fn with_database(&self, database: &str) -> Target {
         Target::from_options(self.options.clone().database(database))
+            .with_password(self.password.clone())
     }
 
     /// True for a server on this machine (loopback or a Unix socket).
@@ -104,6 +127,47 @@ impl fmt::Display for Target {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.redacted)
     }
+}
+
+/// The percent-decoded password of a URL: its userinfo's, else a
+/// `password=` query parameter's (sqlx accepts both).
+fn url_password(url: &str) -> Option<String> {
+    let (_, rest) = url.split_once("://")?;
+    let authority = &rest[..rest.find(['/', '?']).unwrap_or(rest.len())];
+    let from_userinfo = authority
+        .rsplit_once('@')
+        .and_then(|(userinfo, _)| userinfo.split_once(':'));
+    if let Some((_, password)) = from_userinfo {
+        return Some(percent_decode(password));
+    }
+    let (_, query) = rest.split_once('?')?;
+    query
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("password="))
+        .map(percent_decode)
+}
+
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .filter(|h| h.iter().all(u8::is_ascii_hexdigit))
+            .and_then(|h| std::str::from_utf8(h).ok());
+        match (bytes[i], hex.and_then(|h| u8::from_str_radix(h, 16).ok())) {
+            (b'%', Some(byte)) => {
+                out.push(byte);
+                i += 3;
+            }
+            (byte, _) => {
+                out.push(byte);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Replaces the password of every `scheme://user:password@` in `text` by `***`.
@@ -174,5 +238,29 @@ mod tests {
         assert_eq!(t.redacted(), "postgres://u:***@127.0.0.1:5433/app");
         let remote = Target::parse("postgres://u:p@db.example.com/app").unwrap();
         assert!(!remote.is_local());
+    }
+
+    #[test]
+    fn parse_keeps_the_decoded_password_for_child_processes() {
+        let t = Target::parse("postgres://app:s3cr%40t%3A1@db.example.com:5432/prod").unwrap();
+        assert_eq!(t.password(), Some("s3cr@t:1"));
+        assert_eq!(t.with_database("other").password(), Some("s3cr@t:1"));
+        assert_eq!(
+            Target::parse("postgres://app@host/db").unwrap().password(),
+            None
+        );
+        assert_eq!(
+            Target::parse("postgres://app@host/db?password=a%2Bb")
+                .unwrap()
+                .password(),
+            Some("a+b")
+        );
+        assert_eq!(
+            Target::parse("postgres://app:100%+1@host/db")
+                .unwrap()
+                .password(),
+            Some("100%+1")
+        );
+        assert!(!format!("{t:?} {t}").contains("s3cr"));
     }
 }

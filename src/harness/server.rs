@@ -139,7 +139,7 @@ impl PgServer {
 
     /// A [`Target`] for `database` on this server.
     pub fn target(&self, database: &str) -> Target {
-        Target::from_options(self.options(database))
+        Target::from_options(self.options(database)).with_password(Some(PASSWORD.to_string()))
     }
 
     /// The URL of `database` on this server, password included (for child

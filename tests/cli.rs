@@ -1,0 +1,101 @@
+//! The command line against a database in the incident plan's state: list
+//! names two phantom and two pending migrations, repair brings it to the
+//! verified end state, a second repair changes nothing, and errors come with
+//! their documented exit codes and without passwords.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+use phantom_sync::harness::Database;
+use phantom_sync::scenario::{Scenario, build_state};
+
+fn phantom_sync(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_phantom-sync"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env_remove("PHANTOM_DB_URL")
+        .output()
+        .expect("the binary runs")
+}
+
+fn text(output: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr))
+}
+
+async fn plan_state() -> anyhow::Result<(Database, String)> {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let scenario = Scenario::load(&root.join("scenarios/plan-exact-state.toml"))?;
+    let db = Database::fresh(17, "cli").await?;
+    let mut conn = db.connect().await?;
+    build_state(&scenario, &scenario.project()?, &mut conn).await?;
+    let url = db.server().url(&db.name);
+    Ok((db, url))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn list_repair_and_repair_again() -> anyhow::Result<()> {
+    let (db, url) = plan_state().await?;
+    let migrations = "scenarios/prompt-manager/supabase/migrations";
+    let backup = std::env::temp_dir().join(format!("phantom-cli-{}", std::process::id()));
+    let backup = backup.to_string_lossy().to_string();
+
+    let list = phantom_sync(&["list", "--db-url", &url, "--migrations", migrations]);
+    let out = text(&list);
+    assert_eq!(list.status.code(), Some(1), "out of sync → exit 1\n{out}");
+    assert!(out.contains("2 phantom") && out.contains("2 pending"), "{out}");
+    assert!(!out.contains(":postgres@"), "password printed:\n{out}");
+
+    let repair = phantom_sync(&["repair", "--db-url", &url, "--migrations", migrations, "--backup-dir", &backup]);
+    let out = text(&repair);
+    assert_eq!(repair.status.code(), Some(0), "{out}");
+    assert!(out.contains("Result: **success**") && out.contains("DELETE 2"), "{out}");
+
+    let again = phantom_sync(&["repair", "--db-url", &url, "--migrations", migrations, "--backup-dir", &format!("{backup}/again")]);
+    let out = text(&again);
+    assert_eq!(again.status.code(), Some(0), "{out}");
+    assert!(out.contains("nothing to do"), "{out}");
+
+    let list = phantom_sync(&["list", "--db-url", &url, "--migrations", migrations, "--json"]);
+    assert_eq!(list.status.code(), Some(0), "in sync → exit 0\n{}", text(&list));
+    let diagnosis: serde_json::Value = serde_json::from_slice(&list.stdout)?;
+    let statuses: Vec<&str> = diagnosis["entries"].as_array().unwrap().iter().map(|e| e["status"].as_str().unwrap()).collect();
+    assert_eq!(statuses, vec!["applied"; 8]);
+
+    std::fs::remove_dir_all(&backup).ok();
+    db.drop_database().await?;
+    Ok(())
+}
+
+#[test]
+fn unreachable_database_exits_3_without_the_password() {
+    let out = phantom_sync(&["list", "--db-url", "postgres://app:s3cret-pw@127.0.0.1:1/app"]);
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(3), "{all}");
+    assert!(all.contains("cannot connect to postgres://app:***@127.0.0.1:1/app"), "{all}");
+    assert!(!all.contains("s3cret-pw"), "{all}");
+}
+
+#[test]
+fn a_bad_url_exits_2_and_says_what_to_do() {
+    let out = phantom_sync(&["list", "--db-url", "mysql://root:pw@h/db"]);
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{all}");
+    assert!(all.contains("not a PostgreSQL URL") && all.contains("hint"), "{all}");
+}
+
+#[test]
+fn repair_of_a_remote_host_needs_confirm() {
+    let out = phantom_sync(&["repair", "--db-url", "postgres://app:pw@db.example.com:5432/prod"]);
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{all}");
+    assert!(all.contains("--confirm prod"), "{all}");
+}
+
+#[test]
+fn a_missing_migrations_folder_is_named() {
+    let out = phantom_sync(&["list", "--db-url", "postgres://app:pw@127.0.0.1:1/app", "--migrations", "no/such/dir"]);
+    // The folder is read before anything connects.
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{all}");
+    assert!(all.contains("no/such/dir"), "{all}");
+}

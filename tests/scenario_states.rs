@@ -1,0 +1,351 @@
+//! `scenario::build_state` produces what the scenario files say, checked with
+//! plain SQL on a fresh PostgreSQL 17 database with the Supabase shim.
+
+use std::path::Path;
+
+use phantom_sync::harness::Database;
+use phantom_sync::ledger::Ledger;
+use phantom_sync::project::Project;
+use phantom_sync::scenario::{Scenario, build_state};
+use pretty_assertions::assert_eq;
+use sqlx::PgConnection;
+
+type TestResult = anyhow::Result<()>;
+
+const V1: &str = "20250328135512";
+const V2: &str = "20250328201010";
+const V3: &str = "20250402082709";
+const V4: &str = "20250411083417";
+const V5: &str = "20250413093000";
+const V6: &str = "20251001211923";
+const V7: &str = "20251002100000";
+
+/// Loads `scenarios/<name>.toml`, builds its state on a fresh database, and
+/// hands a connection to `check`; the database is dropped afterwards.
+async fn with_state<F>(name: &str, check: F) -> TestResult
+where
+    F: AsyncFnOnce(&mut PgConnection, &Project) -> TestResult,
+{
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("scenarios")
+        .join(format!("{name}.toml"));
+    let scenario = Scenario::load(&path)?;
+    let project = scenario.project()?;
+    let db = Database::fresh(17, name).await?;
+    let result = async {
+        let mut conn = db.connect().await?;
+        build_state(&scenario, &project, &mut conn).await?;
+        drop(conn);
+        // A new session sees only what was committed.
+        let mut conn = db.connect().await?;
+        check(&mut conn, &project).await
+    }
+    .await;
+    db.drop_database().await?;
+    result
+}
+
+async fn exists(conn: &mut PgConnection, relation: &str) -> anyhow::Result<bool> {
+    Ok(sqlx::query_scalar("SELECT to_regclass($1) IS NOT NULL")
+        .bind(relation)
+        .fetch_one(&mut *conn)
+        .await?)
+}
+
+async fn count(conn: &mut PgConnection, sql: &'static str) -> anyhow::Result<i64> {
+    Ok(sqlx::query_scalar(sql).fetch_one(&mut *conn).await?)
+}
+
+async fn ledger_versions(conn: &mut PgConnection) -> anyhow::Result<Vec<String>> {
+    Ok(Ledger::read(conn)
+        .await?
+        .versions()
+        .into_iter()
+        .map(str::to_string)
+        .collect())
+}
+
+fn statements_of(project: &Project, version: &str) -> Option<Vec<String>> {
+    project.get(version).map(|m| m.statements.clone())
+}
+
+#[tokio::test]
+async fn plan_exact_state_has_two_phantoms_two_pending_and_the_data() -> TestResult {
+    with_state("plan-exact-state", async |conn, project| {
+        assert_eq!(ledger_versions(conn).await?, [V1, V2, V3, V4, V5, V6]);
+        let ledger = Ledger::read(conn).await?;
+        for version in [V1, V5, V6] {
+            let row = ledger.get(version).expect("recorded");
+            assert_eq!(
+                row.statements,
+                statements_of(project, version),
+                "{version} stores the file's statements"
+            );
+            assert_eq!(
+                row.name.as_deref(),
+                project.get(version).map(|m| m.name.as_str())
+            );
+        }
+        assert!(exists(conn, "public.collections").await?);
+        assert!(exists(conn, "public.user_consents").await?);
+        // 5 and 6 rolled back: none of their tables or functions exist.
+        for absent in [
+            "public.organizations",
+            "public.organization_members",
+            "public.prompt_collections",
+            "public.prompts",
+        ] {
+            assert!(!exists(conn, absent).await?, "{absent} must be absent");
+        }
+        assert_eq!(
+            count(
+                conn,
+                "SELECT count(*) FROM pg_proc WHERE proname = 'set_updated_at'"
+            )
+            .await?,
+            0
+        );
+        // existing-data.sql at its default sizes.
+        assert_eq!(
+            count(conn, "SELECT count(*) FROM public.collections").await?,
+            48
+        );
+        assert_eq!(
+            count(conn, "SELECT count(*) FROM public.user_consents").await?,
+            300
+        );
+        assert_eq!(count(conn, "SELECT count(*) FROM auth.users").await?, 40);
+        // Migration 3's policies replaced migration 1's.
+        let policies: Vec<String> = sqlx::query_scalar(
+            "SELECT policyname::text FROM pg_policies WHERE tablename = 'collections' ORDER BY 1",
+        )
+        .fetch_all(&mut *conn)
+        .await?;
+        assert_eq!(
+            policies,
+            [
+                "collections_delete_authenticated",
+                "collections_insert_authenticated",
+                "collections_select_anon",
+                "collections_select_authenticated",
+                "collections_update_authenticated",
+            ]
+        );
+        Ok(())
+    })
+    .await
+}
+
+#[tokio::test]
+async fn partial_has_organizations_without_members() -> TestResult {
+    with_state("partial", async |conn, project| {
+        assert_eq!(ledger_versions(conn).await?, [V1, V2, V3, V4, V5, V6]);
+        let ledger = Ledger::read(conn).await?;
+        assert_eq!(
+            ledger.get(V5).and_then(|r| r.statements.clone()),
+            statements_of(project, V5),
+            "the ledger stores the whole file"
+        );
+        assert!(exists(conn, "public.organizations").await?);
+        let comment: Option<String> = sqlx::query_scalar(
+            "SELECT obj_description('public.organizations'::regclass, 'pg_class')",
+        )
+        .fetch_one(&mut *conn)
+        .await?;
+        assert!(comment.is_some_and(|c| c.starts_with("Prompt manager tenants")));
+        assert!(!exists(conn, "public.organization_members").await?);
+        assert!(!exists(conn, "public.prompt_collections").await?);
+        // The seed statement (later in the file) did not run.
+        assert_eq!(
+            count(conn, "SELECT count(*) FROM public.organizations").await?,
+            0
+        );
+        assert_eq!(
+            count(conn, "SELECT count(*) FROM public.collections").await?,
+            48
+        );
+        Ok(())
+    })
+    .await
+}
+
+#[tokio::test]
+async fn no_ledger_leaves_a_fresh_database_without_the_history_table() -> TestResult {
+    with_state("no-ledger", async |conn, _| {
+        assert!(!exists(conn, "supabase_migrations.schema_migrations").await?);
+        assert!(!Ledger::read(conn).await?.exists);
+        assert_eq!(
+            count(
+                conn,
+                "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"
+            )
+            .await?,
+            0
+        );
+        assert_eq!(count(conn, "SELECT count(*) FROM auth.users").await?, 0);
+        Ok(())
+    })
+    .await
+}
+
+#[tokio::test]
+async fn hand_edited_rows_have_no_statements() -> TestResult {
+    with_state("origin-hand-edited", async |conn, project| {
+        let ledger = Ledger::read(conn).await?;
+        assert_eq!(ledger.versions(), [V1, V2, V3, V4, V5, V6]);
+        for version in [V5, V6] {
+            let row = ledger.get(version).expect("recorded");
+            assert_eq!(row.statements, None);
+            assert_eq!(
+                row.name.as_deref(),
+                project.get(version).map(|m| m.name.as_str())
+            );
+        }
+        assert!(!exists(conn, "public.organizations").await?);
+        Ok(())
+    })
+    .await
+}
+
+#[tokio::test]
+async fn restore_newer_ledger_keeps_the_newer_rows_over_the_older_schema() -> TestResult {
+    with_state("origin-restore-newer-ledger", async |conn, project| {
+        let ledger = Ledger::read(conn).await?;
+        assert_eq!(ledger.versions(), [V1, V2, V3, V4, V5, V6, V7]);
+        assert_eq!(
+            ledger.get(V7).and_then(|r| r.statements.clone()),
+            statements_of(project, V7)
+        );
+        for absent in ["public.organizations", "public.prompts"] {
+            assert!(!exists(conn, absent).await?, "{absent} must be absent");
+        }
+        assert_eq!(
+            count(conn, "SELECT count(*) FROM public.user_consents").await?,
+            300
+        );
+        Ok(())
+    })
+    .await
+}
+
+#[tokio::test]
+async fn re_versioned_is_recorded_under_the_other_version() -> TestResult {
+    with_state("re-versioned", async |conn, project| {
+        let ledger = Ledger::read(conn).await?;
+        assert_eq!(ledger.versions(), [V1, V2, V3, "20250411090000"]);
+        assert_eq!(
+            ledger
+                .get("20250411090000")
+                .and_then(|r| r.statements.clone()),
+            statements_of(project, V4)
+        );
+        assert!(exists(conn, "public.user_consents").await?);
+        assert_eq!(
+            count(conn, "SELECT count(*) FROM public.user_consents").await?,
+            300
+        );
+        Ok(())
+    })
+    .await
+}
+
+#[tokio::test]
+async fn drifted_organizations_lost_the_unique_slug() -> TestResult {
+    with_state("drifted", async |conn, _| {
+        assert!(exists(conn, "public.organizations").await?);
+        let unique = count(
+            conn,
+            "SELECT count(*) FROM pg_constraint WHERE conrelid = 'public.organizations'::regclass AND contype = 'u'",
+        )
+        .await?;
+        assert_eq!(unique, 0);
+        assert_eq!(count(conn, "SELECT count(*) FROM public.organizations WHERE slug = '10xdevs'").await?, 1);
+        assert!(!exists(conn, "public.prompts").await?, "6 is phantom");
+        Ok(())
+    })
+    .await
+}
+
+#[tokio::test]
+async fn non_rerunnable_partial_has_tags_but_not_note_tags() -> TestResult {
+    with_state("non-rerunnable-partial", async |conn, _| {
+        assert!(exists(conn, "public.tags").await?);
+        assert!(!exists(conn, "public.note_tags").await?);
+        // The data ran before migration 3 renamed body to content.
+        assert_eq!(
+            count(
+                conn,
+                "SELECT count(*) FROM public.notes WHERE content IS NOT NULL"
+            )
+            .await?,
+            20
+        );
+        assert_eq!(
+            ledger_versions(conn).await?,
+            [
+                "20240105093000",
+                "20240112140000",
+                "20240120101500",
+                "20240203120000"
+            ]
+        );
+        Ok(())
+    })
+    .await
+}
+
+/// The ledger rows a state must have: every recorded role, under the version
+/// the file says, in the ledger's (byte) order.
+fn expected_ledger(scenario: &Scenario) -> Vec<String> {
+    let state = &scenario.state;
+    let mut versions: Vec<String> = state
+        .applied
+        .iter()
+        .chain(&state.phantom)
+        .cloned()
+        .collect();
+    versions.extend(state.partial.iter().map(|p| p.version.clone()));
+    versions.extend(state.edited.iter().map(|e| e.version.clone()));
+    versions.extend(state.re_versioned.iter().map(|r| r.recorded_as.clone()));
+    versions.extend(state.remote_only.iter().map(|r| r.version.clone()));
+    versions.sort();
+    versions
+}
+
+/// Every scenario file builds, and its ledger holds exactly the rows it
+/// names. Files that scale the data up are left to the scenario matrix.
+#[tokio::test]
+async fn every_scenario_state_builds_with_the_ledger_it_names() -> TestResult {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
+    let scenarios = phantom_sync::scenario::load_all(&dir)?;
+    assert!(
+        scenarios.len() >= 20,
+        "found only {} scenario files",
+        scenarios.len()
+    );
+    for scenario in scenarios.iter().filter(|s| s.state.data_scale.is_empty()) {
+        let project = scenario.project()?;
+        let db = Database::fresh(17, &scenario.name).await?;
+        let result = async {
+            let mut conn = db.connect().await?;
+            build_state(scenario, &project, &mut conn).await?;
+            let ledger = Ledger::read(&mut conn).await?;
+            assert_eq!(
+                ledger.exists, !scenario.state.no_ledger,
+                "{}",
+                scenario.name
+            );
+            assert_eq!(
+                ledger.versions(),
+                expected_ledger(scenario),
+                "{}",
+                scenario.name
+            );
+            anyhow::Ok(())
+        }
+        .await;
+        db.drop_database().await?;
+        result.map_err(|e| e.context(format!("scenario {}", scenario.name)))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,451 @@
+//! pg_dump, pg_restore and psql of the server's own major, on every major in
+//! PHANTOM_PG_VERSIONS: a backup brings whole schemas or dropped tables back
+//! to exactly their dumped state (catalog, data, grants, RLS, policies), leaves
+//! `auth` alone, refuses to write over live tables, and never shows a password.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::path::{Path, PathBuf};
+
+use phantom_sync::harness::{Database, versions_from_env};
+use phantom_sync::tools::{DumpScope, PgTools};
+use pretty_assertions::assert_eq;
+use sqlx::Connection;
+use sqlx::postgres::PgConnection;
+
+type TestResult = anyhow::Result<()>;
+
+/// A small project: two tables with an FK to auth.users, RLS and policies (one
+/// calling a function of another schema), an index, a trigger, grants,
+/// comments, data, the ledger — and a trigger on auth.users that calls a
+/// `public` function, as most Supabase projects have.
+const PROJECT: &str = r#"
+CREATE SCHEMA supabase_migrations;
+CREATE TABLE supabase_migrations.schema_migrations (version text PRIMARY KEY, statements text[], name text);
+INSERT INTO supabase_migrations.schema_migrations VALUES
+  ('20250101000000', ARRAY['create table organizations (…)'], 'organizations'),
+  ('20250102000000', ARRAY['create table members (…)'], 'members');
+
+INSERT INTO auth.users (id, email) VALUES
+  ('00000000-0000-4000-8000-000000000001', 'ada@example.com'),
+  ('00000000-0000-4000-8000-000000000002', 'bob@example.com');
+
+CREATE EXTENSION pg_trgm WITH SCHEMA public;
+CREATE SCHEMA private;
+GRANT USAGE ON SCHEMA private TO authenticated;
+CREATE FUNCTION private.is_admin(uid uuid) RETURNS boolean LANGUAGE sql STABLE
+  AS $$ SELECT uid = '00000000-0000-4000-8000-000000000001'::uuid $$;
+
+CREATE TABLE public.organizations (
+  id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  slug text NOT NULL UNIQUE,
+  name text NOT NULL
+);
+COMMENT ON TABLE public.organizations IS 'tenants';
+COMMENT ON COLUMN public.organizations.slug IS 'name in URLs';
+
+CREATE TABLE public.members (
+  id serial PRIMARY KEY,
+  org_id bigint NOT NULL REFERENCES public.organizations (id) ON DELETE CASCADE,
+  user_id uuid NOT NULL REFERENCES auth.users (id),
+  role text NOT NULL DEFAULT 'member' CHECK (role IN ('owner', 'member')),
+  touched_at timestamptz
+);
+CREATE INDEX members_user_idx ON public.members (user_id);
+CREATE INDEX organizations_name_trgm ON public.organizations USING gin (name public.gin_trgm_ops);
+CREATE UNIQUE INDEX members_org_user_key ON public.members (org_id, user_id);
+COMMENT ON TABLE public.members IS 'who belongs to which organization';
+
+CREATE FUNCTION public.touch_member() RETURNS trigger LANGUAGE plpgsql
+  AS $$ BEGIN NEW.touched_at := '2025-01-01T00:00:00Z'; RETURN NEW; END $$;
+CREATE TRIGGER members_touch BEFORE INSERT OR UPDATE ON public.members
+  FOR EACH ROW EXECUTE FUNCTION public.touch_member();
+
+ALTER TABLE public.members ENABLE ROW LEVEL SECURITY;
+ALTER TABLE public.organizations ENABLE ROW LEVEL SECURITY;
+ALTER TABLE public.organizations FORCE ROW LEVEL SECURITY;
+CREATE POLICY members_read_own ON public.members FOR SELECT TO authenticated USING (user_id = auth.uid());
+CREATE POLICY members_admin ON public.members FOR ALL TO authenticated
+  USING (private.is_admin(auth.uid())) WITH CHECK (private.is_admin(auth.uid()));
+CREATE POLICY organizations_read ON public.organizations FOR SELECT TO authenticated
+  USING (EXISTS (SELECT 1 FROM public.members m WHERE m.org_id = organizations.id AND m.user_id = auth.uid()));
+
+REVOKE ALL ON public.members FROM anon;
+REVOKE ALL ON public.organizations FROM anon;
+GRANT SELECT ON public.organizations TO anon;
+
+CREATE TABLE public.user_consents (
+  user_id uuid PRIMARY KEY REFERENCES auth.users (id) ON DELETE CASCADE,
+  analytics boolean NOT NULL DEFAULT false
+);
+
+CREATE FUNCTION public.handle_new_user() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER SET search_path = ''
+  AS $$ BEGIN INSERT INTO public.user_consents (user_id) VALUES (NEW.id) ON CONFLICT DO NOTHING; RETURN NEW; END $$;
+CREATE TRIGGER on_auth_user_created AFTER INSERT ON auth.users
+  FOR EACH ROW EXECUTE FUNCTION public.handle_new_user();
+
+INSERT INTO public.organizations (slug, name) VALUES ('acme', 'Acme'), ('globex', 'Globex');
+INSERT INTO public.members (org_id, user_id, role) VALUES
+  (1, '00000000-0000-4000-8000-000000000001', 'owner'),
+  (2, '00000000-0000-4000-8000-000000000002', DEFAULT),
+  (1, '00000000-0000-4000-8000-000000000002', 'member');
+INSERT INTO public.user_consents (user_id, analytics) VALUES
+  ('00000000-0000-4000-8000-000000000001', true),
+  ('00000000-0000-4000-8000-000000000002', false);
+"#;
+
+/// Non-system schemas (auth included: it must not change).
+const USER_SCHEMAS: &str = "nspname NOT LIKE 'pg\\_%' AND nspname <> 'information_schema'";
+
+/// The state a restore must bring back, one sorted list of lines per aspect.
+async fn snapshot(conn: &mut PgConnection) -> anyhow::Result<BTreeMap<&'static str, Vec<String>>> {
+    let queries: [(&'static str, String); 12] = [
+        (
+            "extensions",
+            "SELECT extname || ' ' || extnamespace::regnamespace || ' ' || extversion FROM pg_extension".into(),
+        ),
+        ("schemas", format!(
+            "SELECT nspname || ' owner=' || nspowner::regrole || ' acl=' || coalesce(nspacl::text, '-')
+                    || ' comment=' || coalesce(obj_description(oid, 'pg_namespace'), '-')
+               FROM pg_namespace WHERE {USER_SCHEMAS}")),
+        ("relations", format!(
+            "SELECT n.nspname || '.' || c.relname || ' kind=' || c.relkind::text || ' owner=' || c.relowner::regrole
+                    || ' rls=' || c.relrowsecurity || '/' || c.relforcerowsecurity || ' acl=' || coalesce(c.relacl::text, '-')
+                    || ' comment=' || coalesce(obj_description(c.oid, 'pg_class'), '-')
+               FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE {USER_SCHEMAS}")),
+        ("columns", format!(
+            "SELECT c.oid::regclass || '.' || a.attname || ' ' || format_type(a.atttypid, a.atttypmod)
+                    || ' notnull=' || a.attnotnull || ' identity=' || a.attidentity::text
+                    || ' default=' || coalesce(pg_get_expr(d.adbin, d.adrelid), '-')
+                    || ' comment=' || coalesce(col_description(c.oid, a.attnum), '-')
+               FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+               LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+              WHERE a.attnum > 0 AND NOT a.attisdropped AND c.relkind IN ('r', 'p', 'v') AND {USER_SCHEMAS}")),
+        ("constraints", format!(
+            "SELECT conrelid::regclass || ' ' || conname || ' ' || pg_get_constraintdef(c.oid)
+               FROM pg_constraint c JOIN pg_namespace n ON n.oid = c.connamespace WHERE {USER_SCHEMAS}")),
+        ("indexes", format!("SELECT schemaname || ' ' || indexdef FROM pg_indexes WHERE schemaname IN (SELECT nspname FROM pg_namespace WHERE {USER_SCHEMAS})")),
+        ("triggers", "SELECT tgenabled::text || ' ' || pg_get_triggerdef(oid) FROM pg_trigger WHERE NOT tgisinternal".into()),
+        ("policies", "SELECT schemaname || '.' || tablename || ' ' || policyname || ' ' || permissive || ' ' || roles::text
+                             || ' ' || cmd || ' using=' || coalesce(qual, '-') || ' check=' || coalesce(with_check, '-')
+                        FROM pg_policies".into()),
+        ("functions", format!(
+            "SELECT p.oid::regprocedure || ' owner=' || p.proowner::regrole || ' acl=' || coalesce(p.proacl::text, '-')
+                    || ' ' || md5(pg_get_functiondef(p.oid))
+               FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE p.prokind = 'f' AND {USER_SCHEMAS}")),
+        ("sequences", "SELECT schemaname || '.' || sequencename || ' ' || coalesce(last_value::text, '-') FROM pg_sequences".into()),
+        ("default privileges", "SELECT defaclrole::regrole || ' ' || coalesce(nullif(defaclnamespace, 0)::regnamespace::text, '-')
+                                       || ' ' || defaclobjtype::text || ' ' || defaclacl::text FROM pg_default_acl".into()),
+        ("ledger", "SELECT version || ' ' || name || ' ' || statements::text FROM supabase_migrations.schema_migrations".into()),
+    ];
+    let mut state = BTreeMap::new();
+    for (aspect, sql) in queries {
+        let mut lines: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+            .fetch_all(&mut *conn)
+            .await?;
+        lines.sort();
+        state.insert(aspect, lines);
+    }
+    state.insert("data", table_checksums(conn).await?);
+    Ok(state)
+}
+
+/// Row count and an md5 of all rows of every table (auth's included).
+async fn table_checksums(conn: &mut PgConnection) -> anyhow::Result<Vec<String>> {
+    let tables: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT format('%I.%I', schemaname, tablename) FROM pg_tables
+          WHERE schemaname IN (SELECT nspname FROM pg_namespace WHERE {USER_SCHEMAS}) ORDER BY 1"
+    )))
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut sums = Vec::new();
+    for table in tables {
+        let sql = format!(
+            "SELECT count(*)::text || ' ' || md5(coalesce(string_agg(t::text, '|' ORDER BY t::text), '')) FROM {table} t"
+        );
+        let sum: String = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+            .fetch_one(&mut *conn)
+            .await?;
+        sums.push(format!("{table} {sum}"));
+    }
+    Ok(sums)
+}
+
+/// Runs `scenario` on a fresh database holding [`PROJECT`], then drops the
+/// database whatever happened (a panic included) and removes the work folder.
+async fn on_project<F, Fut>(major: u8, label: &str, scenario: F) -> TestResult
+where
+    F: FnOnce(Database, PathBuf) -> Fut,
+    Fut: Future<Output = TestResult> + Send + 'static,
+{
+    let db = Database::fresh(major, label).await?;
+    let work = std::env::temp_dir().join(format!(
+        "phantom-tools-{label}-{major}-{}",
+        std::process::id()
+    ));
+    let setup = async {
+        std::fs::create_dir_all(&work)?;
+        let mut conn = db.connect().await?;
+        sqlx::raw_sql(PROJECT).execute(&mut conn).await?;
+        conn.close().await?;
+        anyhow::Ok(())
+    }
+    .await;
+    let outcome = match setup {
+        Ok(()) => tokio::spawn(scenario(db.clone(), work.clone())).await,
+        Err(e) => Ok(Err(e)),
+    };
+    db.drop_database().await?;
+    let _ = std::fs::remove_dir_all(&work);
+    match outcome {
+        Ok(result) => result,
+        Err(join) if join.is_panic() => std::panic::resume_unwind(join.into_panic()),
+        Err(join) => Err(join.into()),
+    }
+}
+
+fn dump_path(work: &Path) -> PathBuf {
+    work.join("backup.pgcustom")
+}
+
+#[tokio::test]
+async fn restore_database_brings_every_schema_in_scope_back_and_leaves_auth_alone() -> TestResult {
+    for major in versions_from_env()? {
+        on_project(major, "tools_restore_db", move |db, work| async move {
+            let tools = PgTools::for_database(&db);
+            let target = db.target();
+            let mut conn = db.connect().await?;
+            let before = snapshot(&mut conn).await?;
+            let info = tools.dump(&target, &dump_path(&work), &DumpScope::default()).await?;
+            assert_eq!(info.major, major);
+            assert_eq!(info.bytes, std::fs::metadata(&info.path)?.len());
+            assert_eq!(info.sha256.len(), 64);
+            assert!(!work.join("backup.pgcustom.partial").exists(), "the partial file was renamed");
+
+            sqlx::raw_sql(
+                "CREATE TABLE public.intruder (id int PRIMARY KEY);
+                 CREATE SCHEMA scratch;
+                 CREATE TABLE scratch.notes (body text);
+                 DROP POLICY members_read_own ON public.members;
+                 DROP INDEX public.organizations_name_trgm;
+                 DROP EXTENSION pg_trgm;
+                 DELETE FROM public.members WHERE role = 'member';
+                 UPDATE public.organizations SET name = 'Acme Inc' WHERE slug = 'acme';
+                 INSERT INTO supabase_migrations.schema_migrations VALUES ('20250103000000', ARRAY['select 1'], 'later');
+                 DELETE FROM supabase_migrations.schema_migrations WHERE version = '20250101000000';
+                 GRANT CREATE ON SCHEMA public TO anon;
+                 ALTER TABLE public.members DISABLE ROW LEVEL SECURITY;
+                 GRANT ALL ON public.members TO anon;",
+            )
+            .execute(&mut conn)
+            .await?;
+            // A change outside the scope, which the restore must keep (it also fires the auth trigger).
+            let carol = "00000000-0000-4000-8000-000000000003";
+            sqlx::query("INSERT INTO auth.users (id, email) VALUES ($1::uuid, 'carol@example.com')").bind(carol).execute(&mut conn).await?;
+            let auth_after_changes = table_checksums(&mut conn).await?.into_iter().filter(|l| l.starts_with("auth.")).collect::<Vec<_>>();
+
+            tools.restore_database(&target, &info.path, &DumpScope::default()).await?;
+
+            let mut after = snapshot(&mut conn).await?;
+            let auth_now: Vec<String> = after["data"].iter().filter(|l| l.starts_with("auth.")).cloned().collect();
+            assert_eq!(auth_now, auth_after_changes, "PostgreSQL {major}: auth is outside the scope and keeps carol");
+            // Apart from auth's rows, everything is as dumped.
+            let mut expected = before.clone();
+            for state in [&mut expected, &mut after] {
+                if let Some(data) = state.get_mut("data") {
+                    data.retain(|l| !l.starts_with("auth."));
+                }
+            }
+            assert_eq!(after, expected, "PostgreSQL {major}: the restored schemas differ from the dump");
+
+            // The trigger on auth.users was recreated and still calls the restored function.
+            sqlx::query("INSERT INTO auth.users (id, email) VALUES ('00000000-0000-4000-8000-000000000004'::uuid, 'dan@example.com')")
+                .execute(&mut conn)
+                .await?;
+            let consents: i64 = sqlx::query_scalar("SELECT count(*) FROM public.user_consents").fetch_one(&mut conn).await?;
+            assert_eq!(consents, 3, "PostgreSQL {major}: ada, bob (dumped) and dan (new); carol's row went with the restore");
+            conn.close().await?;
+            Ok(())
+        })
+        .await?;
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn restore_tables_recreates_dropped_tables_as_they_were_dumped() -> TestResult {
+    for major in versions_from_env()? {
+        on_project(major, "tools_restore_tables", move |db, work| async move {
+            // A throw-away container of the server's major, reaching the server through the host network.
+            assert_eq!(PgTools::server_major(&db.target()).await?, major);
+            let tools = PgTools::for_major(major).await?;
+            let target = db.target();
+            let mut conn = db.connect().await?;
+            let before = snapshot(&mut conn).await?;
+            let info = tools
+                .dump(&target, &dump_path(&work), &DumpScope::default())
+                .await?;
+
+            // "Wrong tables dropped": organizations takes members' foreign key along.
+            sqlx::raw_sql(
+                "DROP TABLE public.organizations CASCADE; DROP TABLE public.user_consents;",
+            )
+            .execute(&mut conn)
+            .await?;
+            let fk: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM pg_constraint WHERE conname = 'members_org_id_fkey'",
+            )
+            .fetch_one(&mut conn)
+            .await?;
+            assert_eq!(fk, 0, "the drop took members' foreign key along");
+
+            let tables = [
+                "public.organizations".to_string(),
+                "public.user_consents".to_string(),
+            ];
+            tools.restore_tables(&target, &info.path, &tables).await?;
+            let after = snapshot(&mut conn).await?;
+            assert_eq!(
+                after, before,
+                "PostgreSQL {major}: the restored tables differ from the dump"
+            );
+
+            // Restoring a table that exists is refused, and changes nothing.
+            let err = tools
+                .restore_tables(&target, &info.path, &["public.members".to_string()])
+                .await
+                .expect_err("public.members exists")
+                .to_string();
+            assert!(err.contains("public.members still exists"), "{err}");
+            assert!(err.contains("hint:"), "{err}");
+            assert_eq!(
+                snapshot(&mut conn).await?,
+                before,
+                "PostgreSQL {major}: a refused restore changed something"
+            );
+
+            let err = tools
+                .restore_tables(&target, &info.path, &["public.nowhere".to_string()])
+                .await
+                .expect_err("not dumped");
+            assert!(
+                err.to_string()
+                    .contains("public.nowhere is not in the backup"),
+                "{err}"
+            );
+            conn.close().await?;
+            Ok(())
+        })
+        .await?;
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_bad_password_fails_without_showing_it_and_leaves_no_file() -> TestResult {
+    let secret = "Wr0ng-S3cret-Pa55";
+    for major in versions_from_env()? {
+        on_project(major, "tools_bad_password", move |db, work| async move {
+            let server = db.server();
+            let url = format!(
+                "postgres://postgres:{secret}@{}:{}/{}",
+                server.host, server.port, db.name
+            );
+            let target = phantom_sync::target::Target::parse(&url)?;
+            let out = dump_path(&work);
+            for tools in [PgTools::for_database(&db), PgTools::for_major(major).await?] {
+                let err = tools
+                    .dump(&target, &out, &DumpScope::default())
+                    .await
+                    .expect_err("wrong password");
+                let text = format!("{err} {err:?}");
+                assert!(
+                    !text.contains(secret),
+                    "PostgreSQL {major}, {tools:?}: the password leaked: {text}"
+                );
+                assert!(text.contains("password authentication failed"), "{text}");
+                assert!(text.contains("hint:"), "{text}");
+                assert!(
+                    !out.exists() && !work.join("backup.pgcustom.partial").exists(),
+                    "no file may look like a backup"
+                );
+            }
+            Ok(())
+        })
+        .await?;
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn psql_script_runs_in_one_transaction_and_stops_at_the_first_error() -> TestResult {
+    for major in versions_from_env()? {
+        on_project(major, "tools_psql", move |db, _work| async move {
+            let tools = PgTools::for_database(&db);
+            let target = db.target();
+            let out = tools
+                .psql_script(&target, "SELECT count(*) AS n FROM public.members;")
+                .await?;
+            assert!(out.contains(" n \n") && out.contains("3\n"), "{out}");
+            let err = tools
+                .psql_script(&target, "DELETE FROM public.members;\nSELECT 1/0;")
+                .await
+                .expect_err("division by zero")
+                .to_string();
+            assert!(err.contains("division by zero"), "{err}");
+            let mut conn = db.connect().await?;
+            let n: i64 = sqlx::query_scalar("SELECT count(*) FROM public.members")
+                .fetch_one(&mut conn)
+                .await?;
+            assert_eq!(
+                n, 3,
+                "PostgreSQL {major}: the failed script's DELETE was rolled back"
+            );
+            conn.close().await?;
+            Ok(())
+        })
+        .await?;
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn restore_database_refuses_to_drop_what_it_cannot_recreate_outside_its_scope() -> TestResult
+{
+    for major in versions_from_env()? {
+        on_project(major, "tools_refusal", move |db, work| async move {
+            let tools = PgTools::for_database(&db);
+            let target = db.target();
+            let info = tools
+                .dump(&target, &dump_path(&work), &DumpScope::default())
+                .await?;
+            // A column of auth.users typed with a public enum: dropping public would drop the column.
+            let mut conn = db.connect().await?;
+            sqlx::raw_sql(
+                "CREATE TYPE public.plan AS ENUM ('free', 'pro');
+                 ALTER TABLE auth.users ADD COLUMN plan public.plan;
+                 UPDATE auth.users SET plan = 'pro';
+                 DELETE FROM public.members;",
+            )
+            .execute(&mut conn)
+            .await?;
+            let before = snapshot(&mut conn).await?;
+            let err = tools
+                .restore_database(&target, &info.path, &DumpScope::default())
+                .await
+                .expect_err("the restore would drop auth.users.plan")
+                .to_string();
+            assert!(err.contains("table column auth.users.plan"), "{err}");
+            assert!(err.contains("hint:"), "{err}");
+            assert_eq!(
+                snapshot(&mut conn).await?,
+                before,
+                "PostgreSQL {major}: a refused restore changed something"
+            );
+            conn.close().await?;
+            Ok(())
+        })
+        .await?;
+    }
+    Ok(())
+}
