@@ -142,7 +142,7 @@ pub fn diagnose(project: &Project, ledger: &Ledger, live: &Catalog, effects: &Ef
             },
         };
         if judgement.is_empty() && status != Status::Pending {
-            evidence.push("no schema effects to check (data-only or no-op migration)".into());
+            evidence.push("nothing to check in the schema (it only drops objects or changes data)".into());
         }
         entries.push(Entry {
             version: migration.version.clone(),
@@ -301,9 +301,20 @@ fn judge(index: usize, effects: &Effects, live: &Catalog) -> Judgement {
             }
         }
     }
-    // Children of a missing table are implied by it: keep them out of the evidence, count them.
+    // Children of a missing table are implied by it: keep them out of the
+    // evidence, count them. So are the grants and comments of a missing function.
+    let missing_functions: Vec<String> = detail
+        .iter()
+        .filter_map(|(_, text, _)| text.strip_prefix("function ").and_then(|t| t.split_once(": missing")).map(|(f, _)| f.to_string()))
+        .collect();
     let mut hidden: BTreeMap<String, usize> = BTreeMap::new();
     for (parent, text, drift) in detail {
+        let of_missing_function = missing_functions
+            .iter()
+            .any(|f| text.starts_with(&format!("grant {f} ")) || text.starts_with(&format!("comment function {f}")));
+        if of_missing_function {
+            continue;
+        }
         match parent {
             Some(p) if missing_tables.contains(&p) => *hidden.entry(p).or_insert(0) += 1,
             _ if drift => j.drifted.push(text),

@@ -199,7 +199,7 @@ async fn run_step(
         Action::Dump => {
             let info = ctx.tools.dump(&ctx.target, &ctx.backup_dir.join(backup::DUMP_FILE), &Default::default()).await?;
             backup::save_dump_info(&ctx.backup_dir, &info)?;
-            Ok((None, vec![format!("{} bytes, pg_dump {}, sha256 {}", info.bytes, info.major, &info.sha256[..12])]))
+            Ok((None, vec![format!("{} bytes, pg_dump of PostgreSQL {}, sha256 {}", info.bytes, info.major, &info.sha256[..12.min(info.sha256.len())])]))
         }
         Action::RepairLedger { revert, record, rekey } => repair_ledger(conn, ctx.project, revert, record, rekey).await,
         Action::Apply { version } => {

@@ -112,10 +112,15 @@ async fn run_on(scenario: &Scenario, project: &crate::project::Project, db: &Dat
             let _ = writeln!(out, "  {row}");
         }
     }
-    let preserved = before.data.compare(&after.data);
+    let altered = crate::effects::touched_tables(&inspection.effects, &plan.to_apply());
+    let written: Vec<String> = scenario.procedure.concurrent_writes.iter().map(|w| w.table.clone()).collect();
+    let mut preserved = before.data.compare(&after.data);
+    for c in preserved.iter_mut().filter(|c| altered.contains(&c.table) || written.contains(&c.table)) {
+        // Altered by a re-applied migration or written by the application: no row may be lost.
+        c.preserved = c.after.as_ref().is_some_and(|a| a.rows >= c.before.rows);
+    }
     let _ = writeln!(out, "\n{}", report::preservation_table(&preserved));
 
-    let altered = crate::effects::touched_tables(&inspection.effects, &plan.to_apply());
     check_invariants(scenario, &outcome, &before, &after, &altered, &mut violations);
     if procedure.unbacked {
         violations.push("a repair succeeded without Phase 1: no ledger export, no counts, no dump".into());

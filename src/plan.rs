@@ -241,7 +241,7 @@ fn repair_step(project: &Project, revert: Vec<String>, record: Vec<String>, reke
     let mut sql = vec!["BEGIN".to_string()];
     if !revert.is_empty() {
         let list = revert.iter().map(|v| format!("'{v}'")).collect::<Vec<_>>().join(", ");
-        sql.push(format!("DELETE FROM {table} WHERE version IN ({list})  -- expect DELETE {}", revert.len()));
+        sql.push(format!("-- expect DELETE {}\nDELETE FROM {table} WHERE version IN ({list})", revert.len()));
     }
     for version in &record {
         let name = project.get(version).map(|m| m.name.clone()).unwrap_or_default();

@@ -46,7 +46,9 @@ async fn rehearse_on(
     let dump = work.join("schema.dump");
     let scope = DumpScope { schema_only: true, ..DumpScope::default() };
     tools.dump(target, &dump, &scope).await?;
-    PgTools::for_database(scratch).restore_database(&scratch.target(), &dump, &scope).await?;
+    let local = PgTools::for_database(scratch);
+    scratch.create_roles(&local.archive_roles(&dump).await?).await?;
+    local.restore_database(&scratch.target(), &dump, &scope).await?;
     let mut conn = scratch.connect().await?;
     crate::ledger::restore(&mut conn, &inspection.ledger).await?;
     conn.close().await.ok();
@@ -75,7 +77,7 @@ async fn refusal_from(error: &Error, inspection: &Inspection, scratch: &Database
             (version.clone(), Some(statement.clone()))
         }
         Error::AlreadyApplied { version } | Error::ConnectionLost { version, .. } => (version.clone(), None),
-        _ => (String::new(), None),
+        _ => ("the whole plan".to_string(), None),
     };
     let mut options = vec![
         "fix the database by hand so that the migration can run (or finish what it left half done), then plan again".into(),

@@ -33,6 +33,15 @@ fn token_at(c: &[char], i: usize) -> Option<(usize, &'static str)> {
     if let Some(n) = duration_len(c, i) {
         return Some((n, "[duration]"));
     }
+    if let Some(n) = size_len(c, i) {
+        return Some((n, "[size] bytes"));
+    }
+    if c[i..].starts_with(&['s', 'h', 'a', '2', '5', '6', ' ']) {
+        let n = run_of(c, i + 7, |ch| ch.is_ascii_hexdigit());
+        if n >= 8 {
+            return Some((7 + n, "sha256 [hash]"));
+        }
+    }
     if let Some(n) = hash_len(c, i) {
         return Some((n, "[hash]"));
     }
@@ -108,11 +117,18 @@ fn duration_len(c: &[char], i: usize) -> Option<usize> {
     None
 }
 
+fn size_len(c: &[char], i: usize) -> Option<usize> {
+    let digits = run_of(c, i, |ch| ch.is_ascii_digit());
+    (digits > 0 && matches_shape(c, i + digits, " bytes")).then_some(digits + " bytes".len())
+}
+
 fn hash_len(c: &[char], i: usize) -> Option<usize> {
     let n = run_of(c, i, |ch| ch.is_ascii_hexdigit() && !ch.is_ascii_uppercase());
     let has_letter = c[i..i + n].iter().any(|ch| ch.is_ascii_alphabetic());
     let end_ok = i + n == c.len() || !c[i + n].is_ascii_alphanumeric();
-    (n >= 12 && has_letter && end_ok).then_some(n)
+    // 12 (a short fingerprint) and 64 (sha256) hex digits are hashes even
+    // without a letter; migration versions have 14 digits and stay.
+    ((n == 12 || n == 64 || (n >= 12 && has_letter)) && end_ok).then_some(n)
 }
 
 fn port_len(c: &[char], i: usize) -> Option<usize> {
@@ -145,7 +161,10 @@ mod tests {
         );
         assert_eq!(redact("id 7d2b6b5e-1f0a-4c55-9a0e-3f8b1a2c4d5e"), "id [uuid]");
         assert_eq!(redact("sha256 3fa9c0d1e2b3a4f5"), "sha256 [hash]");
+        assert_eq!(redact("sha256 432130835636"), "sha256 [hash]");
+        assert_eq!(redact("diagnosis 904600980041"), "diagnosis [hash]");
         assert_eq!(redact("PostgreSQL 17.10 ready"), "PostgreSQL [version] ready");
+        assert_eq!(redact("24287 bytes, pg_dump of PostgreSQL 17"), "[size] bytes, pg_dump of PostgreSQL [version]");
         assert_eq!(redact("2025-10-03T15:01:02+00:00"), "[timestamp]");
         assert_eq!(redact("2025-04-13 09:30:00 phantom"), "2025-04-13 09:30:00 phantom");
     }

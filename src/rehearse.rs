@@ -85,18 +85,25 @@ pub async fn rehearse(args: &RehearseArgs) -> Result<Rehearsal> {
     let clock = Instant::now();
     std::fs::create_dir_all(&args.out).map_err(Error::io("create", &args.out))?;
     let dump = args.out.join("capture.dump");
-    let (source, major, migrations) = capture(args, &dump).await?;
+    let capture = capture(args, &dump).await?;
+    let (source, major, migrations) = (capture.source.clone(), capture.major, capture.migrations.clone());
     timings.push(("capture".to_string(), clock.elapsed().as_millis()));
 
     let clock = Instant::now();
-    let copy = restore_copy(major, &dump, "rehearsal").await?;
+    let copy = restore_copy(&capture, &dump, "rehearsal").await?;
     timings.push(("restore".to_string(), clock.elapsed().as_millis()));
 
     let clock = Instant::now();
     let options = RepairOptions::new(&migrations, &args.out.join("backup"));
     let tools = PgTools::for_database(&copy);
-    let outcome = repair(&copy.target(), &tools, &options).await;
+    let mut outcome = repair(&copy.target(), &tools, &options).await;
     timings.push(("repair".to_string(), clock.elapsed().as_millis()));
+    // The journal's target is a throw-away copy; name what it stands for.
+    let copy_name = format!("the rehearsal copy of {source}");
+    match &mut outcome {
+        Ok(done) => done.journal.target = copy_name,
+        Err(stopped) => stopped.failure.journal.target = copy_name,
+    }
     let mut rehearsal = match outcome {
         Ok(Repaired { inspection, plan, journal }) => {
             let after = crate::inspect::inspect(&copy.target(), &migrations, &options.catalog).await?;
@@ -135,7 +142,7 @@ pub async fn rehearse(args: &RehearseArgs) -> Result<Rehearsal> {
     if rehearsal.passed {
         let clock = Instant::now();
         for procedure in [Procedure::FailedMigration, Procedure::DroppedTables(Vec::new()), Procedure::Ledger] {
-            let report = drill(major, &dump, &migrations, &args.out, procedure).await?;
+            let report = drill(&capture, &dump, &args.out, procedure).await?;
             rehearsal.passed &= report.restored();
             rehearsal.drills.push(report);
         }
@@ -146,50 +153,98 @@ pub async fn rehearse(args: &RehearseArgs) -> Result<Rehearsal> {
     Ok(rehearsal)
 }
 
+/// What was captured, besides the dump file.
+struct Capture {
+    source: String,
+    major: u8,
+    migrations: PathBuf,
+    /// Ids of `auth.users` (what foreign keys into the platform schema need
+    /// on the copy); `None` for a dump file, which is read for them instead.
+    users: Option<Vec<String>>,
+}
+
 /// Takes the capture: the built-in incident, a live database, or a dump file.
-async fn capture(args: &RehearseArgs, dump: &Path) -> Result<(String, u8, PathBuf)> {
+async fn capture(args: &RehearseArgs, dump: &Path) -> Result<Capture> {
     if let Some(url) = &args.db_url {
         let target = Target::parse(url)?;
         let mut conn = target.connect().await?;
         let major = crate::inspect::server_major(&mut conn).await?;
         crate::harness::image::check_major(major)?;
+        let users = user_ids(&mut conn).await?;
         drop(conn);
         let scope = DumpScope { schema_only: args.schema_only, ..DumpScope::default() };
         PgTools::for_major(major).await?.dump(&target, dump, &scope).await?;
         let migrations = args.migrations.clone().unwrap_or_else(|| PathBuf::from("supabase/migrations"));
-        return Ok((target.redacted().to_string(), major, migrations));
+        return Ok(Capture { source: target.redacted().to_string(), major, migrations, users: Some(users) });
     }
     if let Some(file) = &args.dump {
         crate::harness::image::check_major(args.major)?;
         std::fs::copy(file, dump).map_err(Error::io("copy", file))?;
         let migrations = args.migrations.clone().unwrap_or_else(|| PathBuf::from("supabase/migrations"));
-        return Ok((format!("dump {}", file.display()), args.major, migrations));
+        return Ok(Capture { source: format!("dump {}", file.display()), major: args.major, migrations, users: None });
     }
     // The built-in incident: the plan's state, built for real on a stand-in "production".
     let major = 17;
     let scenarios = PathBuf::from("scenarios");
     let scenario = crate::scenario::Scenario::load(&scenarios.join(format!("{BUILT_IN}.toml")))?;
-    let migrations = scenario.fixture_dir().join("supabase/migrations");
+    let migrations = scenario.migrations_dir();
     let project = crate::project::Project::load(&migrations)?;
     let production = Database::fresh(major, "production").await?;
     let mut conn = production.connect().await?;
     crate::scenario::build_state(&scenario, &project, &mut conn).await?;
+    let users = user_ids(&mut conn).await?;
     drop(conn);
     PgTools::for_database(&production).dump(&production.target(), dump, &DumpScope::default()).await?;
     production.drop_database().await?;
-    Ok((format!("built-in incident ({})", scenario.description), major, migrations))
+    let source = format!("built-in incident ({})", scenario.description);
+    Ok(Capture { source, major, migrations, users: Some(users) })
+}
+
+/// Ids of `auth.users`, read-only; empty when there is no such table.
+async fn user_ids(conn: &mut sqlx::PgConnection) -> Result<Vec<String>> {
+    let exists: bool = sqlx::query_scalar("SELECT to_regclass('auth.users') IS NOT NULL")
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(Error::db("looking for auth.users"))?;
+    if !exists {
+        return Ok(Vec::new());
+    }
+    sqlx::query_scalar("SELECT id::text FROM auth.users ORDER BY id")
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(Error::db("reading the ids of auth.users"))
 }
 
 /// A fresh database with the shim, holding the capture.
-async fn restore_copy(major: u8, dump: &Path, label: &str) -> Result<Database> {
-    let copy = Database::fresh(major, label).await?;
-    PgTools::for_database(&copy).restore_database(&copy.target(), dump, &DumpScope::default()).await?;
+async fn restore_copy(capture: &Capture, dump: &Path, label: &str) -> Result<Database> {
+    let copy = Database::fresh(capture.major, label).await?;
+    let tools = PgTools::for_database(&copy);
+    copy.create_roles(&tools.archive_roles(dump).await?).await?;
+    let users = match &capture.users {
+        Some(users) => users.clone(),
+        None => tools.archive_user_ids(dump).await?.unwrap_or_default(),
+    };
+    let mut conn = copy.connect().await?;
+    sqlx::query("INSERT INTO auth.users (id) SELECT unnest($1::text[])::uuid")
+        .bind(&users)
+        .execute(&mut conn)
+        .await
+        .map_err(Error::db("copying the ids of auth.users"))?;
+    drop(conn);
+    tools.restore_database(&copy.target(), dump, &DumpScope::default()).await.map_err(|e| match (&capture.users, e) {
+        (None, Error::Tool { tool, detail }) if detail.contains("auth") || detail.contains("\"users\"") => Error::Tool {
+            tool,
+            detail: format!("{detail}\n(hint: make the dump of the whole database — pg_dump -Fc with the auth schema — so that the copy gets the auth.users rows its foreign keys need)"),
+        },
+        (_, e) => e,
+    })?;
     Ok(copy)
 }
 
 /// One rollback drill on a fresh copy.
-async fn drill(major: u8, dump: &Path, migrations: &Path, out: &Path, procedure: Procedure) -> Result<RollbackReport> {
-    let copy = restore_copy(major, dump, "drill").await?;
+async fn drill(capture: &Capture, dump: &Path, out: &Path, procedure: Procedure) -> Result<RollbackReport> {
+    let migrations = capture.migrations.as_path();
+    let copy = restore_copy(capture, dump, "drill").await?;
     let backup_dir = out.join(format!("drill-{}", slug(procedure.title())));
     let mut options = RepairOptions::new(migrations, &backup_dir);
     options.predict = false;

@@ -76,7 +76,13 @@ pub async fn make_plan(target: &Target, tools: &PgTools, options: &RepairOptions
 /// The whole procedure against `target`.
 pub async fn repair(target: &Target, tools: &PgTools, options: &RepairOptions) -> std::result::Result<Repaired, Box<Stopped>> {
     let stop = |error: Error, inspection: Option<Inspection>, plan: Option<Plan>| {
-        let journal = Journal::new(target.redacted(), "", Some(&options.backup_dir));
+        let fingerprint = plan.as_ref().map(|p| p.fingerprint.clone()).unwrap_or_default();
+        let mut journal = Journal::new(target.redacted(), &fingerprint, None);
+        journal.result = match &error {
+            Error::Refused { .. } | Error::StalePlan { .. } => "refused".into(),
+            _ => "failed before any step".into(),
+        };
+        journal.issues.push(error.to_string());
         Box::new(Stopped { inspection, plan, failure: Failure { error, journal } })
     };
     let (inspection, mut made) = match make_plan(target, tools, options).await {

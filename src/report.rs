@@ -203,9 +203,9 @@ pub fn runbook_markdown(r: &crate::rehearse::Rehearsal) -> String {
             out.push('\n');
         }
     }
-    out.push_str("## Timings\n\n| Phase | ms |\n|---|---|\n");
+    out.push_str("## Timings\n\n| Phase | Wall time |\n|---|---|\n");
     for (phase, ms) in &r.timings_ms {
-        let _ = writeln!(out, "| {phase} | {ms} |");
+        let _ = writeln!(out, "| {phase} | {ms} ms |");
     }
     out
 }

@@ -156,10 +156,15 @@ async fn seed_check(conn: &mut PgConnection, effects: &Effects) -> Result<Check>
                 continue;
             }
         };
-        let missing = rows.iter().filter(|r| !found.contains(r)).count();
-        if missing > 0 {
-            evidence.push(format!("{table}: {missing} of {} seed rows missing", rows.len()));
+        let missing: Vec<&String> = rows.iter().filter(|r| !found.contains(r)).collect();
+        if let Some(first) = missing.first() {
+            evidence.push(format!("{table}: {} of {} seed rows missing, e.g. {first}", missing.len(), rows.len()));
         }
+    }
+    if !evidence.is_empty() {
+        evidence.push(
+            "hint: seed statements insert only where the rows they reference exist (e.g. the organization a catalog belongs to); insert the missing rows, then verify again".into(),
+        );
     }
     Ok(Check {
         name: format!("Seed data present ({expected_rows} rows in {} tables)", effects.seed.len()),

@@ -67,6 +67,31 @@ impl Database {
         self.target().connect().await
     }
 
+    /// Creates, without login, those of `roles` the server lacks — the roles a
+    /// capture restored here names (roles are cluster-wide, no part of a dump).
+    pub async fn create_roles(&self, roles: &[String]) -> Result<()> {
+        let mut conn = self.connect().await?;
+        for role in roles {
+            let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT FROM pg_roles WHERE rolname = $1)")
+                .bind(role)
+                .fetch_one(&mut conn)
+                .await
+                .map_err(Error::db("looking up a role"))?;
+            if exists {
+                continue;
+            }
+            let sql = format!("CREATE ROLE {} NOLOGIN", quote(role));
+            if let Err(e) = sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&mut conn).await {
+                // Another test or rehearsal on this server may have just created it.
+                if e.as_database_error().and_then(|d| d.code()).as_deref() != Some("42710") {
+                    return Err(Error::db(format!("creating role {role}"))(e));
+                }
+            }
+        }
+        conn.close().await.ok();
+        Ok(())
+    }
+
     /// Drops the database (closing any session still connected to it).
     pub async fn drop_database(self) -> Result<()> {
         let mut admin = self.server.target("postgres").connect().await?;
