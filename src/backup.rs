@@ -287,8 +287,18 @@ impl BackupSet {
         let data = load_data(dir)?;
         let catalog: crate::catalog::Catalog = parse_json(&dir.join(CATALOG_JSON))?;
         let dump_info = dir.join(DUMP_JSON);
-        let dump = if dump_info.exists() { Some(parse_json(&dump_info)?) } else { None };
-        Ok(BackupSet { dir: dir.to_path_buf(), ledger, data, catalog, dump })
+        let dump = if dump_info.exists() {
+            Some(parse_json(&dump_info)?)
+        } else {
+            None
+        };
+        Ok(BackupSet {
+            dir: dir.to_path_buf(),
+            ledger,
+            data,
+            catalog,
+            dump,
+        })
     }
 
     /// The dump file, if Phase 1 made one.
@@ -298,7 +308,10 @@ impl BackupSet {
 }
 
 /// Step 1.1: the ledger as JSON (restorable) and as a `migration list`-like table.
-pub async fn export_ledger(conn: &mut PgConnection, dir: &std::path::Path) -> Result<crate::ledger::Ledger> {
+pub async fn export_ledger(
+    conn: &mut PgConnection,
+    dir: &std::path::Path,
+) -> Result<crate::ledger::Ledger> {
     let ledger = crate::ledger::Ledger::read(conn).await?;
     crate::journal::write_atomic(&dir.join(LEDGER_JSON), &ledger.to_json())?;
     crate::journal::write_atomic(&dir.join(LEDGER_TXT), &ledger.to_table())?;
@@ -344,9 +357,13 @@ fn read(path: &std::path::Path) -> Result<String> {
 
 fn parse_json<T: serde::de::DeserializeOwned>(path: &std::path::Path) -> Result<T> {
     let text = read(path)?;
-    serde_json::from_str(&text).map_err(|e| Error::Invalid(format!("{}: not a phantom-sync backup file: {e}", path.display())))
+    serde_json::from_str(&text).map_err(|e| {
+        Error::Invalid(format!(
+            "{}: not a phantom-sync backup file: {e}",
+            path.display()
+        ))
+    })
 }
-
 
 #[cfg(test)]
 mod tests {

@@ -86,7 +86,10 @@ impl Diagnosis {
 
     /// Versions with `status`.
     pub fn versions(&self, status: Status) -> Vec<String> {
-        self.with_status(status).into_iter().map(|e| e.version.clone()).collect()
+        self.with_status(status)
+            .into_iter()
+            .map(|e| e.version.clone())
+            .collect()
     }
 
     /// Number of entries per status, in status order.
@@ -100,14 +103,29 @@ impl Diagnosis {
 
     /// True when every migration is applied (edited ones count: their schema is there).
     pub fn is_in_sync(&self) -> bool {
-        self.entries.iter().all(|e| matches!(e.status, Status::Applied | Status::Edited))
+        self.entries
+            .iter()
+            .all(|e| matches!(e.status, Status::Applied | Status::Edited))
     }
 }
 
 /// Judges every migration of `project` against `ledger` and the `live` catalog.
-pub fn diagnose(project: &Project, ledger: &Ledger, live: &Catalog, effects: &Effects) -> Diagnosis {
-    let local: BTreeSet<&str> = project.migrations.iter().map(|m| m.version.as_str()).collect();
-    let foreign: Vec<_> = ledger.rows.iter().filter(|r| !local.contains(r.version.as_str())).collect();
+pub fn diagnose(
+    project: &Project,
+    ledger: &Ledger,
+    live: &Catalog,
+    effects: &Effects,
+) -> Diagnosis {
+    let local: BTreeSet<&str> = project
+        .migrations
+        .iter()
+        .map(|m| m.version.as_str())
+        .collect();
+    let foreign: Vec<_> = ledger
+        .rows
+        .iter()
+        .filter(|r| !local.contains(r.version.as_str()))
+        .collect();
     let mut rekeyed: BTreeSet<String> = BTreeSet::new();
     let mut entries = Vec::new();
 
@@ -117,15 +135,28 @@ pub fn diagnose(project: &Project, ledger: &Ledger, live: &Catalog, effects: &Ef
         let (status, recorded_as, mut evidence) = match row {
             Some(row) => {
                 let mut evidence = judgement.evidence();
-                let edited = row.statements.as_ref().is_some_and(|s| *s != migration.statements);
+                let edited = row
+                    .statements
+                    .as_ref()
+                    .is_some_and(|s| *s != migration.statements);
                 let status = judgement.recorded_status();
                 if edited {
-                    evidence.push(statement_difference(row.statements.as_deref().unwrap_or(&[]), &migration.statements));
+                    evidence.push(statement_difference(
+                        row.statements.as_deref().unwrap_or(&[]),
+                        &migration.statements,
+                    ));
                 }
-                let status = if edited && status == Status::Applied { Status::Edited } else { status };
+                let status = if edited && status == Status::Applied {
+                    Status::Edited
+                } else {
+                    status
+                };
                 (status, Some(row.version.clone()), evidence)
             }
-            None => match foreign.iter().find(|r| r.statements.as_ref() == Some(&migration.statements)) {
+            None => match foreign
+                .iter()
+                .find(|r| r.statements.as_ref() == Some(&migration.statements))
+            {
                 Some(twin) if !rekeyed.contains(&twin.version) => {
                     rekeyed.insert(twin.version.clone());
                     let mut evidence = vec![format!(
@@ -142,7 +173,9 @@ pub fn diagnose(project: &Project, ledger: &Ledger, live: &Catalog, effects: &Ef
             },
         };
         if judgement.is_empty() && status != Status::Pending {
-            evidence.push("nothing to check in the schema (it only drops objects or changes data)".into());
+            evidence.push(
+                "nothing to check in the schema (it only drops objects or changes data)".into(),
+            );
         }
         entries.push(Entry {
             version: migration.version.clone(),
@@ -160,25 +193,45 @@ pub fn diagnose(project: &Project, ledger: &Ledger, live: &Catalog, effects: &Ef
             local: false,
             recorded_as: Some(row.version.clone()),
             status: Status::RemoteOnly,
-            evidence: vec!["recorded in the ledger, but no local file has this version or these statements".into()],
+            evidence: vec![
+                "recorded in the ledger, but no local file has this version or these statements"
+                    .into(),
+            ],
         });
     }
     entries.sort_by(|a, b| a.version.cmp(&b.version));
     let fingerprint = fingerprint(ledger, &entries);
-    Diagnosis { ledger_exists: ledger.exists, entries, fingerprint }
+    Diagnosis {
+        ledger_exists: ledger.exists,
+        entries,
+        fingerprint,
+    }
 }
 
 fn fingerprint(ledger: &Ledger, entries: &[Entry]) -> String {
     let mut hasher = Sha256::new();
     hasher.update(ledger.fingerprint().as_bytes());
     for e in entries {
-        hasher.update(format!("{}|{}|{:?}|{}\n", e.version, e.status.label(), e.recorded_as, e.evidence.join(";")).as_bytes());
+        hasher.update(
+            format!(
+                "{}|{}|{:?}|{}\n",
+                e.version,
+                e.status.label(),
+                e.recorded_as,
+                e.evidence.join(";")
+            )
+            .as_bytes(),
+        );
     }
     format!("{:x}", hasher.finalize())
 }
 
 fn statement_difference(recorded: &[String], local: &[String]) -> String {
-    let first = recorded.iter().zip(local).position(|(a, b)| a != b).unwrap_or(recorded.len().min(local.len()));
+    let first = recorded
+        .iter()
+        .zip(local)
+        .position(|(a, b)| a != b)
+        .unwrap_or(recorded.len().min(local.len()));
     format!(
         "ledger statements differ from the file: {} recorded, {} in the file, first difference at statement {}",
         recorded.len(),
@@ -205,7 +258,11 @@ impl Judgement {
     /// another shape, or without parts the same migration gave them, mean
     /// drift.
     fn recorded_status(&self) -> Status {
-        match (self.missing.is_empty(), self.drifted.is_empty(), self.present.is_empty()) {
+        match (
+            self.missing.is_empty(),
+            self.drifted.is_empty(),
+            self.present.is_empty(),
+        ) {
             (true, true, _) => Status::Applied,
             (true, false, _) => Status::Drifted,
             (false, true, true) => Status::Phantom,
@@ -233,7 +290,12 @@ impl Judgement {
 
 fn summarise(keys: &[String]) -> String {
     const SHOWN: usize = 4;
-    let mut text = keys.iter().take(SHOWN).cloned().collect::<Vec<_>>().join(", ");
+    let mut text = keys
+        .iter()
+        .take(SHOWN)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(", ");
     if keys.len() > SHOWN {
         text.push_str(&format!(" and {} more", keys.len() - SHOWN));
     }
@@ -257,35 +319,54 @@ fn judge(index: usize, effects: &Effects, live: &Catalog) -> Judgement {
     for d in changes {
         match &d.change {
             Change::Missing { .. } | Change::Changed { .. } => {
-                let shapes: BTreeSet<&str> =
-                    later.iter().filter_map(|c| c.get(&d.key)).map(|o| o.definition.as_str()).collect();
+                let shapes: BTreeSet<&str> = later
+                    .iter()
+                    .filter_map(|c| c.get(&d.key))
+                    .map(|o| o.definition.as_str())
+                    .collect();
                 match live.get(&d.key) {
-                    Some(obj) if shapes.contains(obj.definition.as_str()) => j.present.push(d.key.clone()),
-                    Some(obj) if matches!(&d.change, Change::Changed { found, .. } if *found == obj.definition) => {
+                    Some(obj) if shapes.contains(obj.definition.as_str()) => {
+                        j.present.push(d.key.clone())
+                    }
+                    Some(obj) if matches!(&d.change, Change::Changed { found, .. } if *found == obj.definition) =>
+                    {
                         detail.push((None, format!("{}: not changed yet", d.key), false));
                     }
                     Some(obj) => {
-                        let expected = later[0].get(&d.key).map(|o| o.definition.clone()).unwrap_or_default();
+                        let expected = later[0]
+                            .get(&d.key)
+                            .map(|o| o.definition.clone())
+                            .unwrap_or_default();
                         let shown = Difference {
                             key: d.key.clone(),
                             kind: d.kind,
-                            change: Change::Changed { expected, found: obj.definition.clone() },
+                            change: Change::Changed {
+                                expected,
+                                found: obj.definition.clone(),
+                            },
                         };
                         detail.push((None, shown.describe(), true));
                     }
                     None if final_catalog.get(&d.key).is_none() => {}
                     None => {
                         let parent = parent_table(d, final_catalog);
-                        if d.kind == ObjectKind::Table {
-                            if let Some(t) = table_name(&d.key) {
-                                missing_tables.insert(t);
-                            }
+                        if d.kind == ObjectKind::Table
+                            && let Some(t) = table_name(&d.key)
+                        {
+                            missing_tables.insert(t);
                         }
-                        let drift = parent.as_ref().is_some_and(|p| created_tables.contains(p) && live_has_table(live, p));
+                        let drift = parent
+                            .as_ref()
+                            .is_some_and(|p| created_tables.contains(p) && live_has_table(live, p));
                         let shown = Difference {
                             key: d.key.clone(),
                             kind: d.kind,
-                            change: Change::Missing { expected: later[0].get(&d.key).map(|o| o.definition.clone()).unwrap_or_default() },
+                            change: Change::Missing {
+                                expected: later[0]
+                                    .get(&d.key)
+                                    .map(|o| o.definition.clone())
+                                    .unwrap_or_default(),
+                            },
                         };
                         detail.push((parent, shown.describe(), drift));
                     }
@@ -296,7 +377,11 @@ fn judge(index: usize, effects: &Effects, live: &Catalog) -> Judgement {
             Change::Unexpected { .. } => {
                 let recreated = later.iter().any(|c| c.get(&d.key).is_some());
                 if !recreated && live.get(&d.key).is_some() {
-                    detail.push((None, format!("{}: still present, this migration drops it", d.key), false));
+                    detail.push((
+                        None,
+                        format!("{}: still present, this migration drops it", d.key),
+                        false,
+                    ));
                 }
             }
         }
@@ -305,13 +390,18 @@ fn judge(index: usize, effects: &Effects, live: &Catalog) -> Judgement {
     // evidence, count them. So are the grants and comments of a missing function.
     let missing_functions: Vec<String> = detail
         .iter()
-        .filter_map(|(_, text, _)| text.strip_prefix("function ").and_then(|t| t.split_once(": missing")).map(|(f, _)| f.to_string()))
+        .filter_map(|(_, text, _)| {
+            text.strip_prefix("function ")
+                .and_then(|t| t.split_once(": missing"))
+                .map(|(f, _)| f.to_string())
+        })
         .collect();
     let mut hidden: BTreeMap<String, usize> = BTreeMap::new();
     for (parent, text, drift) in detail {
-        let of_missing_function = missing_functions
-            .iter()
-            .any(|f| text.starts_with(&format!("grant {f} ")) || text.starts_with(&format!("comment function {f}")));
+        let of_missing_function = missing_functions.iter().any(|f| {
+            text.starts_with(&format!("grant {f} "))
+                || text.starts_with(&format!("comment function {f}"))
+        });
         if of_missing_function {
             continue;
         }
@@ -322,8 +412,14 @@ fn judge(index: usize, effects: &Effects, live: &Catalog) -> Judgement {
         }
     }
     for (table, n) in hidden {
-        if let Some(line) = j.missing.iter_mut().find(|l| l.starts_with(&format!("table {table}:"))) {
-            line.push_str(&format!(" (with its {n} columns, constraints, indexes, policies and grants)"));
+        if let Some(line) = j
+            .missing
+            .iter_mut()
+            .find(|l| l.starts_with(&format!("table {table}:")))
+        {
+            line.push_str(&format!(
+                " (with its {n} columns, constraints, indexes, policies and grants)"
+            ));
         }
     }
     j
@@ -343,6 +439,9 @@ fn parent_table(d: &Difference, catalog: &Catalog) -> Option<String> {
     if d.kind == ObjectKind::Table {
         return None;
     }
-    let definition = catalog.get(&d.key).map(|o| o.definition.as_str()).unwrap_or("");
+    let definition = catalog
+        .get(&d.key)
+        .map(|o| o.definition.as_str())
+        .unwrap_or("");
     crate::effects::owner_table(&d.key, definition, &catalog.tables())
 }

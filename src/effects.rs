@@ -43,37 +43,59 @@ pub type SeedRows = BTreeMap<String, Vec<String>>;
 impl Effects {
     /// The catalog after every migration (the clean replay's end state).
     pub fn final_catalog(&self) -> &Catalog {
-        self.prefixes.last().expect("prefixes always holds the empty prefix")
+        self.prefixes
+            .last()
+            .expect("prefixes always holds the empty prefix")
     }
 
     /// The effects of `version`, if it is a local migration.
     pub fn of(&self, version: &str) -> Option<(usize, &MigrationEffects)> {
-        self.migrations.iter().enumerate().find(|(_, m)| m.version == version)
+        self.migrations
+            .iter()
+            .enumerate()
+            .find(|(_, m)| m.version == version)
     }
 }
 
 /// Replays every migration of `project` on `scratch` (an empty database with
 /// the shim) and records what each one changes.
-pub async fn replay(project: &Project, scratch: &mut PgConnection, options: &CatalogOptions) -> Result<Effects> {
+pub async fn replay(
+    project: &Project,
+    scratch: &mut PgConnection,
+    options: &CatalogOptions,
+) -> Result<Effects> {
     let mut prefixes = vec![Catalog::introspect(scratch, options).await?];
     let mut migrations = Vec::new();
     for migration in &project.migrations {
         apply_clean(scratch, migration).await?;
         let after = Catalog::introspect(scratch, options).await?;
         let before = prefixes.last().expect("non-empty");
-        migrations.push(MigrationEffects { version: migration.version.clone(), changes: diff(&after, before) });
+        migrations.push(MigrationEffects {
+            version: migration.version.clone(),
+            changes: diff(&after, before),
+        });
         prefixes.push(after);
     }
     let tables = prefixes.last().expect("non-empty").tables();
     let seed = seed_rows(scratch, &tables).await?;
-    Ok(Effects { prefixes, migrations, seed })
+    Ok(Effects {
+        prefixes,
+        migrations,
+        seed,
+    })
 }
 
 /// Runs one migration's statements in a transaction, as the CLI would on a fresh database.
 async fn apply_clean(conn: &mut PgConnection, migration: &Migration) -> Result<()> {
-    let mut tx = conn.begin().await.map_err(Error::db("starting a replay transaction"))?;
+    let mut tx = conn
+        .begin()
+        .await
+        .map_err(Error::db("starting a replay transaction"))?;
     for (index, statement) in migration.statements.iter().enumerate() {
-        if let Err(e) = sqlx::raw_sql(sqlx::AssertSqlSafe(statement.clone())).execute(&mut *tx).await {
+        if let Err(e) = sqlx::raw_sql(sqlx::AssertSqlSafe(statement.clone()))
+            .execute(&mut *tx)
+            .await
+        {
             return Err(Error::Invalid(format!(
                 "migration {} does not apply to a clean database: statement {} failed: {}\n  {}\n(hint: fix {} — every migration must apply in order to an empty Supabase database)",
                 migration.file_name(),
@@ -84,14 +106,19 @@ async fn apply_clean(conn: &mut PgConnection, migration: &Migration) -> Result<(
             )));
         }
     }
-    tx.commit().await.map_err(Error::db(format!("committing replay of {}", migration.file_name())))
+    tx.commit().await.map_err(Error::db(format!(
+        "committing replay of {}",
+        migration.file_name()
+    )))
 }
 
 /// Rows of every table, projected onto columns whose values are reproducible.
 pub async fn seed_rows(conn: &mut PgConnection, tables: &[String]) -> Result<SeedRows> {
     let mut out = SeedRows::new();
     for table in tables {
-        let Some((schema, name)) = table.split_once('.') else { continue };
+        let Some((schema, name)) = table.split_once('.') else {
+            continue;
+        };
         let columns: Vec<String> = sqlx::query_scalar(
             "SELECT a.attname::text FROM pg_attribute a
                JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -120,9 +147,18 @@ pub async fn seed_rows(conn: &mut PgConnection, tables: &[String]) -> Result<See
 }
 
 /// `columns` of every row of `table` as JSON objects, sorted.
-pub async fn project_rows(conn: &mut PgConnection, table: &str, columns: &[String]) -> Result<Vec<String>> {
-    let Some((schema, name)) = table.split_once('.') else { return Ok(Vec::new()) };
-    let pairs: Vec<String> = columns.iter().map(|c| format!("{}, t.{}", literal(c), ident(c))).collect();
+pub async fn project_rows(
+    conn: &mut PgConnection,
+    table: &str,
+    columns: &[String],
+) -> Result<Vec<String>> {
+    let Some((schema, name)) = table.split_once('.') else {
+        return Ok(Vec::new());
+    };
+    let pairs: Vec<String> = columns
+        .iter()
+        .map(|c| format!("{}, t.{}", literal(c), ident(c)))
+        .collect();
     let sql = format!(
         "SELECT jsonb_build_object({})::text FROM {}.{} t",
         pairs.join(", "),
@@ -140,13 +176,22 @@ pub async fn project_rows(conn: &mut PgConnection, table: &str, columns: &[Strin
 /// Tables that the migrations `versions` create or alter (their columns,
 /// constraints, indexes, policies, triggers, grants …): their data may
 /// legitimately change during a repair.
-pub fn touched_tables(effects: &Effects, versions: &[String]) -> std::collections::BTreeSet<String> {
+pub fn touched_tables(
+    effects: &Effects,
+    versions: &[String],
+) -> std::collections::BTreeSet<String> {
     let tables = effects.final_catalog().tables();
     let mut touched = std::collections::BTreeSet::new();
-    for (_, m) in effects.migrations.iter().enumerate().filter(|(_, m)| versions.contains(&m.version)) {
+    for (_, m) in effects
+        .migrations
+        .iter()
+        .enumerate()
+        .filter(|(_, m)| versions.contains(&m.version))
+    {
         for change in &m.changes {
             let definition = match &change.change {
-                crate::catalog::Change::Missing { expected } | crate::catalog::Change::Changed { expected, .. } => expected.as_str(),
+                crate::catalog::Change::Missing { expected }
+                | crate::catalog::Change::Changed { expected, .. } => expected.as_str(),
                 crate::catalog::Change::Unexpected { found } => found.as_str(),
             };
             if let Some(t) = owner_table(&change.key, definition, &tables) {
@@ -161,7 +206,10 @@ pub fn touched_tables(effects: &Effects, versions: &[String]) -> std::collection
 /// a column, constraint, index, policy, trigger, grant or comment).
 pub(crate) fn owner_table(key: &str, definition: &str, tables: &[String]) -> Option<String> {
     let rest = key.split_once(' ').map(|(_, r)| r).unwrap_or("");
-    let rest = rest.strip_prefix("table ").or_else(|| rest.strip_prefix("column ")).unwrap_or(rest);
+    let rest = rest
+        .strip_prefix("table ")
+        .or_else(|| rest.strip_prefix("column "))
+        .unwrap_or(rest);
     tables
         .iter()
         .filter(|t| {
@@ -183,9 +231,16 @@ pub(crate) fn literal(text: &str) -> String {
 }
 
 pub(crate) fn first_line(statement: &str) -> String {
-    let line = statement.lines().find(|l| !l.trim().is_empty() && !l.trim_start().starts_with("--")).unwrap_or("");
+    let line = statement
+        .lines()
+        .find(|l| !l.trim().is_empty() && !l.trim_start().starts_with("--"))
+        .unwrap_or("");
     let line = line.trim();
-    if line.chars().count() > 120 { format!("{}…", line.chars().take(120).collect::<String>()) } else { line.to_string() }
+    if line.chars().count() > 120 {
+        format!("{}…", line.chars().take(120).collect::<String>())
+    } else {
+        line.to_string()
+    }
 }
 
 /// The server's message (and detail) of a database error, without noise.

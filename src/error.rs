@@ -20,7 +20,9 @@ pub enum Error {
     },
 
     /// The database could not be reached at all (plan: "Cannot connect to remote database").
-    #[error("cannot connect to {target}: {reason} (hint: check host, port, user and password; on a hosted project check that the database accepts connections from here)")]
+    #[error(
+        "cannot connect to {target}: {reason} (hint: check host, port, user and password; on a hosted project check that the database accepts connections from here)"
+    )]
     Connect { target: String, reason: String },
 
     /// A file could not be read or written.
@@ -50,32 +52,60 @@ pub enum Error {
     Refused { reasons: String },
 
     /// The live diagnosis no longer matches the plan's fingerprint.
-    #[error("the database changed since the plan was made (plan {planned}, now {live}); nothing was touched (hint: rehearse and plan again)")]
+    #[error(
+        "the database changed since the plan was made (plan {planned}, now {live}); nothing was touched (hint: rehearse and plan again)"
+    )]
     StalePlan { planned: String, live: String },
 
     /// Phase 2 deleted another number of ledger rows than planned (the plan expected `DELETE 2`).
-    #[error("ledger repair deleted {actual} rows, the plan expected DELETE {expected}; the transaction was rolled back (hint: someone changed the ledger meanwhile — diagnose again)")]
+    #[error(
+        "ledger repair deleted {actual} rows, the plan expected DELETE {expected}; the transaction was rolled back (hint: someone changed the ledger meanwhile — diagnose again)"
+    )]
     LedgerRepairMismatch { expected: u64, actual: u64 },
 
     /// Troubleshooting: "Migration already applied" — the ledger repair did not happen.
-    #[error("migration {version} is already recorded in the ledger, so it cannot be applied again (hint: Phase 2 did not remove its row — check that Step 2.1 reported the expected DELETE count, then run the repair again)")]
+    #[error(
+        "migration {version} is already recorded in the ledger, so it cannot be applied again (hint: Phase 2 did not remove its row — check that Step 2.1 reported the expected DELETE count, then run the repair again)"
+    )]
     AlreadyApplied { version: String },
 
     /// Troubleshooting: "relation does not exist" — applied out of order, or pushed without repair.
-    #[error("migration {version}, statement {statement_index}: {message}\n  {statement}\n(hint: a migration it depends on is not applied — a phantom migration must be reverted in the ledger and re-applied first, in version order; check `phantom-sync list`)")]
-    RelationMissing { version: String, statement_index: usize, statement: String, message: String },
+    #[error(
+        "migration {version}, statement {statement_index}: {message}\n  {statement}\n(hint: a migration it depends on is not applied — a phantom migration must be reverted in the ledger and re-applied first, in version order; check `phantom-sync list`)"
+    )]
+    RelationMissing {
+        version: String,
+        statement_index: usize,
+        statement: String,
+        message: String,
+    },
 
     /// Another transaction holds a lock the migration needs.
-    #[error("migration {version} waited too long for a lock: {message}\n  {statement}\n(hint: another session holds a lock on the table; nothing of this migration was kept — wait for it to finish and run the repair again)")]
-    LockTimeout { version: String, statement: String, message: String },
+    #[error(
+        "migration {version} waited too long for a lock: {message}\n  {statement}\n(hint: another session holds a lock on the table; nothing of this migration was kept — wait for it to finish and run the repair again)"
+    )]
+    LockTimeout {
+        version: String,
+        statement: String,
+        message: String,
+    },
 
     /// Troubleshooting: "Timeout during migration push" — the connection dropped or timed out.
-    #[error("connection lost while applying {version}: {message} (hint: the migration's transaction was rolled back; run the repair again — it resumes after the last migration that committed)")]
+    #[error(
+        "connection lost while applying {version}: {message} (hint: the migration's transaction was rolled back; run the repair again — it resumes after the last migration that committed)"
+    )]
     ConnectionLost { version: String, message: String },
 
     /// A migration statement failed for another reason.
-    #[error("migration {version}, statement {statement_index} failed: {message}\n  {statement}\n(hint: nothing of this migration was kept; fix the statement or the object it needs, then run the repair again)")]
-    MigrationFailed { version: String, statement_index: usize, statement: String, message: String },
+    #[error(
+        "migration {version}, statement {statement_index} failed: {message}\n  {statement}\n(hint: nothing of this migration was kept; fix the statement or the object it needs, then run the repair again)"
+    )]
+    MigrationFailed {
+        version: String,
+        statement_index: usize,
+        statement: String,
+        message: String,
+    },
 
     /// Phase 4 found something wrong; troubleshooting "Seed data not appearing" shows here.
     #[error("verification failed: {failures}")]
@@ -94,9 +124,16 @@ impl Error {
     }
 
     /// Wraps an I/O error with the action and the path it concerns.
-    pub fn io(action: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Error {
+    pub fn io(
+        action: &'static str,
+        path: impl Into<PathBuf>,
+    ) -> impl FnOnce(std::io::Error) -> Error {
         let path = path.into();
-        move |source| Error::Io { action, path, source }
+        move |source| Error::Io {
+            action,
+            path,
+            source,
+        }
     }
 
     /// The CLI's exit code for this error (documented in the README).

@@ -77,10 +77,18 @@ impl std::fmt::Display for Failure {
 /// Executes `plan`. Refuses (touching nothing) when the plan has refusals or
 /// the live diagnosis is not the one the plan was made for.
 pub async fn execute(plan: &Plan, ctx: &Context<'_>) -> std::result::Result<Journal, Box<Failure>> {
-    let mut journal = Journal::new(ctx.target.redacted(), &plan.fingerprint, Some(&ctx.backup_dir));
+    let mut journal = Journal::new(
+        ctx.target.redacted(),
+        &plan.fingerprint,
+        Some(&ctx.backup_dir),
+    );
     match run(plan, ctx, &mut journal).await {
         Ok(()) => {
-            journal.result = if plan.is_noop() { "nothing to do".into() } else { "success".into() };
+            journal.result = if plan.is_noop() {
+                "nothing to do".into()
+            } else {
+                "success".into()
+            };
             let _ = journal.save();
             Ok(journal)
         }
@@ -99,13 +107,25 @@ pub async fn execute(plan: &Plan, ctx: &Context<'_>) -> std::result::Result<Jour
 
 async fn run(plan: &Plan, ctx: &Context<'_>, journal: &mut Journal) -> Result<()> {
     if !plan.is_runnable() {
-        let reasons = plan.refusals.iter().map(|r| format!("{}: {}", r.version, r.reason)).collect::<Vec<_>>().join("; ");
+        let reasons = plan
+            .refusals
+            .iter()
+            .map(|r| format!("{}: {}", r.version, r.reason))
+            .collect::<Vec<_>>()
+            .join("; ");
         return Err(Error::Refused { reasons });
     }
     let mut conn = ctx.target.connect().await?;
-    let live = if ctx.check_fingerprint { live_fingerprint(&mut conn, ctx).await? } else { plan.fingerprint.clone() };
+    let live = if ctx.check_fingerprint {
+        live_fingerprint(&mut conn, ctx).await?
+    } else {
+        plan.fingerprint.clone()
+    };
     if live != plan.fingerprint {
-        return Err(Error::StalePlan { planned: short(&plan.fingerprint), live: short(&live) });
+        return Err(Error::StalePlan {
+            planned: short(&plan.fingerprint),
+            live: short(&live),
+        });
     }
     let mut before: Option<DataSnapshot> = None;
     let mut steps: Vec<&Step> = plan.steps.iter().collect();
@@ -139,7 +159,9 @@ async fn run(plan: &Plan, ctx: &Context<'_>, journal: &mut Journal) -> Result<()
             return Err(e);
         }
         if ctx.faults.stop_after.as_deref() == Some(step.id.as_str()) {
-            return Err(Error::Interrupted { step: step.id.clone() });
+            return Err(Error::Interrupted {
+                step: step.id.clone(),
+            });
         }
     }
     conn.close().await.ok();
@@ -166,8 +188,12 @@ fn skipped_by_fault(step: &Step, faults: &Faults) -> bool {
 }
 
 fn reverse_applies(steps: &mut [&Step]) {
-    let positions: Vec<usize> =
-        steps.iter().enumerate().filter(|(_, s)| matches!(s.action, Action::Apply { .. })).map(|(i, _)| i).collect();
+    let positions: Vec<usize> = steps
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| matches!(s.action, Action::Apply { .. }))
+        .map(|(i, _)| i)
+        .collect();
     let reversed: Vec<&Step> = positions.iter().rev().map(|&i| steps[i]).collect();
     for (slot, step) in positions.into_iter().zip(reversed) {
         steps[slot] = step;
@@ -187,27 +213,66 @@ async fn run_step(
     match &step.action {
         Action::ExportLedger => {
             let ledger = backup::export_ledger(conn, &ctx.backup_dir).await?;
-            Ok((Some(ledger.rows.len() as u64), vec![format!("{} ledger rows saved to ledger.json and ledger.txt", ledger.rows.len())]))
+            Ok((
+                Some(ledger.rows.len() as u64),
+                vec![format!(
+                    "{} ledger rows saved to ledger.json and ledger.txt",
+                    ledger.rows.len()
+                )],
+            ))
         }
         Action::RecordData => {
-            let (snapshot, _) = backup::record_data(conn, &ctx.backup_dir, &ctx.catalog_options).await?;
-            let detail = snapshot.tables.values().map(|t| format!("{}: {} rows", t.table, t.rows)).collect();
+            let (snapshot, _) =
+                backup::record_data(conn, &ctx.backup_dir, &ctx.catalog_options).await?;
+            let detail = snapshot
+                .tables
+                .values()
+                .map(|t| format!("{}: {} rows", t.table, t.rows))
+                .collect();
             let count = snapshot.tables.len() as u64;
             *before = Some(snapshot);
             Ok((Some(count), detail))
         }
         Action::Dump => {
-            let info = ctx.tools.dump(&ctx.target, &ctx.backup_dir.join(backup::DUMP_FILE), &Default::default()).await?;
+            let info = ctx
+                .tools
+                .dump(
+                    &ctx.target,
+                    &ctx.backup_dir.join(backup::DUMP_FILE),
+                    &Default::default(),
+                )
+                .await?;
             backup::save_dump_info(&ctx.backup_dir, &info)?;
-            Ok((None, vec![format!("{} bytes, pg_dump of PostgreSQL {}, sha256 {}", info.bytes, info.major, &info.sha256[..12.min(info.sha256.len())])]))
+            Ok((
+                None,
+                vec![format!(
+                    "{} bytes, pg_dump of PostgreSQL {}, sha256 {}",
+                    info.bytes,
+                    info.major,
+                    &info.sha256[..12.min(info.sha256.len())]
+                )],
+            ))
         }
-        Action::RepairLedger { revert, record, rekey } => repair_ledger(conn, ctx.project, revert, record, rekey).await,
+        Action::RepairLedger {
+            revert,
+            record,
+            rekey,
+        } => repair_ledger(conn, ctx.project, revert, record, rekey).await,
         Action::Apply { version } => {
             let migration = ctx.project.get(version).ok_or_else(|| {
-                Error::Invalid(format!("the plan applies {version}, which is not in {} (hint: plan again)", ctx.project.dir.display()))
+                Error::Invalid(format!(
+                    "the plan applies {version}, which is not in {} (hint: plan again)",
+                    ctx.project.dir.display()
+                ))
             })?;
             apply(conn, migration, ctx).await?;
-            Ok((Some(migration.statements.len() as u64), vec![format!("{} statements and its ledger row committed", migration.statements.len())]))
+            Ok((
+                Some(migration.statements.len() as u64),
+                vec![format!(
+                    "{} statements and its ledger row committed",
+                    migration.statements.len()
+                )],
+            ))
         }
         Action::Verify => {
             let snapshot = match before {
@@ -215,19 +280,35 @@ async fn run_step(
                 None => backup::load_data(&ctx.backup_dir).ok(),
             };
             let mut scope = ctx.verify.clone();
-            scope.live_tables.extend(crate::effects::touched_tables(ctx.effects, &plan_applies));
-            let verification = crate::verify::verify(conn, ctx.project, ctx.effects, snapshot.as_ref(), &ctx.catalog_options, &scope).await?;
+            scope
+                .live_tables
+                .extend(crate::effects::touched_tables(ctx.effects, plan_applies));
+            let verification = crate::verify::verify(
+                conn,
+                ctx.project,
+                ctx.effects,
+                snapshot.as_ref(),
+                &ctx.catalog_options,
+                &scope,
+            )
+            .await?;
             let failures: Vec<String> = verification
                 .failures()
                 .iter()
                 .map(|c| format!("{} — {}", c.name, c.evidence.join("; ")))
                 .collect();
-            let detail = verification.checks.iter().map(|c| format!("{} {}", if c.passed { "✓" } else { "✗" }, c.name)).collect();
+            let detail = verification
+                .checks
+                .iter()
+                .map(|c| format!("{} {}", if c.passed { "✓" } else { "✗" }, c.name))
+                .collect();
             journal.verification = Some(verification);
             if failures.is_empty() {
                 Ok((None, detail))
             } else {
-                Err(Error::VerificationFailed { failures: failures.join(" | ") })
+                Err(Error::VerificationFailed {
+                    failures: failures.join(" | "),
+                })
             }
         }
     }
@@ -241,18 +322,26 @@ async fn repair_ledger(
     record: &[String],
     rekey: &[(String, String)],
 ) -> Result<StepResult> {
-    let mut tx = conn.begin().await.map_err(Error::db("starting the ledger repair"))?;
+    let mut tx = conn
+        .begin()
+        .await
+        .map_err(Error::db("starting the ledger repair"))?;
     ledger::ensure_table(&mut tx).await?;
     let mut detail = Vec::new();
     let deleted = ledger::mark_reverted(&mut tx, revert).await?;
     if deleted != revert.len() as u64 {
-        return Err(Error::LedgerRepairMismatch { expected: revert.len() as u64, actual: deleted });
+        return Err(Error::LedgerRepairMismatch {
+            expected: revert.len() as u64,
+            actual: deleted,
+        });
     }
     if !revert.is_empty() {
         detail.push(format!("DELETE {deleted} ({})", revert.join(", ")));
     }
     for version in record {
-        let m = project.get(version).ok_or_else(|| Error::Invalid(format!("{version}: no local file to record")))?;
+        let m = project
+            .get(version)
+            .ok_or_else(|| Error::Invalid(format!("{version}: no local file to record")))?;
         ledger::mark_applied(&mut tx, &m.version, &m.name, &m.statements).await?;
         detail.push(format!("recorded {} as applied", m.file_name()));
     }
@@ -261,11 +350,15 @@ async fn repair_ledger(
         ledger::rekey(&mut tx, from, to, &name).await?;
         detail.push(format!("re-keyed {from} → {to}"));
     }
-    tx.commit().await.map_err(Error::db("committing the ledger repair"))?;
+    tx.commit()
+        .await
+        .map_err(Error::db("committing the ledger repair"))?;
     let after = Ledger::read(conn).await?;
     let still: Vec<&String> = revert.iter().filter(|v| after.get(v).is_some()).collect();
     if !still.is_empty() {
-        return Err(Error::Invalid(format!("after the ledger repair the ledger still lists {still:?}")));
+        return Err(Error::Invalid(format!(
+            "after the ledger repair the ledger still lists {still:?}"
+        )));
     }
     Ok((Some(deleted), detail))
 }
@@ -274,14 +367,27 @@ async fn repair_ledger(
 /// and a lock timeout, as the Supabase CLI pushes them.
 async fn apply(conn: &mut PgConnection, m: &Migration, ctx: &Context<'_>) -> Result<()> {
     let version = m.version.clone();
-    sqlx::raw_sql("RESET ALL").execute(&mut *conn).await.map_err(|e| classify(&version, 0, "RESET ALL", e))?;
+    sqlx::raw_sql("RESET ALL")
+        .execute(&mut *conn)
+        .await
+        .map_err(|e| classify(&version, 0, "RESET ALL", e))?;
     let timeout = format!("SET lock_timeout = '{}ms'", ctx.lock_timeout_ms.max(1));
-    sqlx::raw_sql(sqlx::AssertSqlSafe(timeout.clone())).execute(&mut *conn).await.map_err(|e| classify(&version, 0, &timeout, e))?;
-    let mut tx = conn.begin().await.map_err(|e| classify(&version, 0, "BEGIN", e))?;
+    sqlx::raw_sql(sqlx::AssertSqlSafe(timeout.clone()))
+        .execute(&mut *conn)
+        .await
+        .map_err(|e| classify(&version, 0, &timeout, e))?;
+    let mut tx = conn
+        .begin()
+        .await
+        .map_err(|e| classify(&version, 0, "BEGIN", e))?;
     ledger::ensure_table(&mut tx).await?;
     for (i, statement) in m.statements.iter().enumerate() {
-        if ctx.faults.drop_connection_in.as_deref() == Some(version.as_str()) && i + 1 == m.statements.len() {
-            let _ = sqlx::raw_sql("SELECT pg_terminate_backend(pg_backend_pid())").execute(&mut *tx).await;
+        if ctx.faults.drop_connection_in.as_deref() == Some(version.as_str())
+            && i + 1 == m.statements.len()
+        {
+            let _ = sqlx::raw_sql("SELECT pg_terminate_backend(pg_backend_pid())")
+                .execute(&mut *tx)
+                .await;
         }
         sqlx::raw_sql(sqlx::AssertSqlSafe(statement.clone()))
             .execute(&mut *tx)
@@ -290,30 +396,60 @@ async fn apply(conn: &mut PgConnection, m: &Migration, ctx: &Context<'_>) -> Res
     }
     if ctx.faults.fail_in.as_deref() == Some(version.as_str()) {
         let injected = "SELECT 1 / 0 AS injected_failure";
-        sqlx::raw_sql(injected).execute(&mut *tx).await.map_err(|e| classify(&version, m.statements.len() + 1, injected, e))?;
+        sqlx::raw_sql(injected)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| classify(&version, m.statements.len() + 1, injected, e))?;
     }
-    ledger::mark_applied(&mut tx, &m.version, &m.name, &m.statements).await.map_err(|e| match e {
-        Error::Database { source, .. } if sql_state(&source).as_deref() == Some("23505") => Error::AlreadyApplied { version: version.clone() },
-        other => other,
-    })?;
-    tx.commit().await.map_err(|e| classify(&version, m.statements.len(), "COMMIT", e))
+    ledger::mark_applied(&mut tx, &m.version, &m.name, &m.statements)
+        .await
+        .map_err(|e| match e {
+            Error::Database { source, .. } if sql_state(&source).as_deref() == Some("23505") => {
+                Error::AlreadyApplied {
+                    version: version.clone(),
+                }
+            }
+            other => other,
+        })?;
+    tx.commit()
+        .await
+        .map_err(|e| classify(&version, m.statements.len(), "COMMIT", e))
 }
 
 fn sql_state(e: &sqlx::Error) -> Option<String> {
-    e.as_database_error().and_then(|d| d.code()).map(|c| c.to_string())
+    e.as_database_error()
+        .and_then(|d| d.code())
+        .map(|c| c.to_string())
 }
 
 /// Maps a failed statement onto the plan's troubleshooting cases.
 fn classify(version: &str, statement_index: usize, statement: &str, e: sqlx::Error) -> Error {
-    let code = e.as_database_error().and_then(|d| d.code()).map(|c| c.to_string());
+    let code = e
+        .as_database_error()
+        .and_then(|d| d.code())
+        .map(|c| c.to_string());
     let message = db_message(&e);
     let statement = first_line(statement);
     let version = version.to_string();
     match code.as_deref() {
-        Some("42P01") => Error::RelationMissing { version, statement_index, statement, message },
-        Some("55P03") => Error::LockTimeout { version, statement, message },
+        Some("42P01") => Error::RelationMissing {
+            version,
+            statement_index,
+            statement,
+            message,
+        },
+        Some("55P03") => Error::LockTimeout {
+            version,
+            statement,
+            message,
+        },
         Some("57P01") | Some("57014") => Error::ConnectionLost { version, message },
-        Some(_) => Error::MigrationFailed { version, statement_index, statement, message },
+        Some(_) => Error::MigrationFailed {
+            version,
+            statement_index,
+            statement,
+            message,
+        },
         None => Error::ConnectionLost { version, message },
     }
 }

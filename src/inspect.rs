@@ -31,7 +31,11 @@ pub struct Inspection {
 }
 
 /// Reads `target` and the migrations in `migrations`, and diagnoses them.
-pub async fn inspect(target: &Target, migrations: &Path, options: &CatalogOptions) -> Result<Inspection> {
+pub async fn inspect(
+    target: &Target,
+    migrations: &Path,
+    options: &CatalogOptions,
+) -> Result<Inspection> {
     let project = Project::load(migrations)?;
     let mut conn = target.connect().await?;
     let major = server_major(&mut conn).await?;
@@ -41,7 +45,14 @@ pub async fn inspect(target: &Target, migrations: &Path, options: &CatalogOption
     conn.close().await.ok();
     let effects = effects_for(&project, major, options).await?;
     let diagnosis = diagnose(&project, &ledger, &live, &effects);
-    Ok(Inspection { project, ledger, live, effects, diagnosis, major })
+    Ok(Inspection {
+        project,
+        ledger,
+        live,
+        effects,
+        diagnosis,
+        major,
+    })
 }
 
 /// The server's major version.
@@ -50,13 +61,20 @@ pub async fn server_major(conn: &mut sqlx::PgConnection) -> Result<u8> {
         .fetch_one(&mut *conn)
         .await
         .map_err(Error::db("reading server_version_num"))?;
-    let num: u32 = num.trim().parse().map_err(|_| Error::Invalid(format!("unexpected server_version_num {num}")))?;
+    let num: u32 = num
+        .trim()
+        .parse()
+        .map_err(|_| Error::Invalid(format!("unexpected server_version_num {num}")))?;
     Ok(u8::try_from(num / 10_000).unwrap_or(0))
 }
 
 /// Effects of `project` on `major`, replayed once per process and folder
 /// content (scenarios share them).
-pub async fn effects_for(project: &Project, major: u8, options: &CatalogOptions) -> Result<Effects> {
+pub async fn effects_for(
+    project: &Project,
+    major: u8,
+    options: &CatalogOptions,
+) -> Result<Effects> {
     type Cache = Mutex<BTreeMap<(PathBuf, u8, String), Effects>>;
     static CACHE: std::sync::OnceLock<Cache> = std::sync::OnceLock::new();
     use sha2::{Digest, Sha256};
@@ -66,8 +84,17 @@ pub async fn effects_for(project: &Project, major: u8, options: &CatalogOptions)
         hasher.update(m.sql.as_bytes());
     }
     hasher.update(format!("{options:?}").as_bytes());
-    let key = (project.dir.clone(), major, format!("{:x}", hasher.finalize()));
-    if let Some(hit) = CACHE.get_or_init(Default::default).lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
+    let key = (
+        project.dir.clone(),
+        major,
+        format!("{:x}", hasher.finalize()),
+    );
+    if let Some(hit) = CACHE
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(&key)
+    {
         return Ok(hit.clone());
     }
     let scratch = Database::fresh(major, "replay").await?;
@@ -76,6 +103,10 @@ pub async fn effects_for(project: &Project, major: u8, options: &CatalogOptions)
     conn.close().await.ok();
     scratch.drop_database().await?;
     let effects = result?;
-    CACHE.get_or_init(Default::default).lock().unwrap_or_else(|p| p.into_inner()).insert(key, effects.clone());
+    CACHE
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(key, effects.clone());
     Ok(effects)
 }

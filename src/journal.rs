@@ -73,9 +73,17 @@ impl Journal {
 
     /// Writes `journal.json` (and `journal.md`) next to the backup, atomically.
     pub fn save(&self) -> Result<()> {
-        let Some(path) = &self.path else { return Ok(()) };
-        write_atomic(path, &serde_json::to_string_pretty(self).unwrap_or_default())?;
-        write_atomic(&path.with_extension("md"), &crate::report::journal_markdown(self))
+        let Some(path) = &self.path else {
+            return Ok(());
+        };
+        write_atomic(
+            path,
+            &serde_json::to_string_pretty(self).unwrap_or_default(),
+        )?;
+        write_atomic(
+            &path.with_extension("md"),
+            &crate::report::journal_markdown(self),
+        )
     }
 
     /// Total time of the steps that ran, in milliseconds.
@@ -91,7 +99,10 @@ impl Journal {
 
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> u128 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0)
 }
 
 /// Writes `text` to `path` through a temporary file and a rename, so a

@@ -19,7 +19,11 @@ use phantom_sync::tools::PgTools;
 use phantom_sync::{Error, backup, inspect, rehearse, report, rollback, verify};
 
 #[derive(Parser)]
-#[command(name = "phantom-sync", version, about = "Diagnose, plan, rehearse and repair a Supabase migration ledger that lists migrations the database never received")]
+#[command(
+    name = "phantom-sync",
+    version,
+    about = "Diagnose, plan, rehearse and repair a Supabase migration ledger that lists migrations the database never received"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -137,7 +141,10 @@ struct Common {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -157,17 +164,28 @@ async fn run(command: Command) -> Result<u8, Error> {
     match command {
         Command::List(c) | Command::Diagnose(c) => {
             let target = Target::parse(&c.db_url)?;
-            let inspection = inspect::inspect(&target, &c.migrations, &CatalogOptions::default()).await?;
+            let inspection =
+                inspect::inspect(&target, &c.migrations, &CatalogOptions::default()).await?;
             if c.json {
                 println!("{}", json(&inspection.diagnosis));
             } else {
                 print!("{}", report::diagnosis_table(&inspection.diagnosis));
             }
-            Ok(if inspection.diagnosis.is_in_sync() { 0 } else { 1 })
+            Ok(if inspection.diagnosis.is_in_sync() {
+                0
+            } else {
+                1
+            })
         }
-        Command::Plan { common, out, dry_run, revert_remote_only } => {
+        Command::Plan {
+            common,
+            out,
+            dry_run,
+            revert_remote_only,
+        } => {
             let target = Target::parse(&common.db_url)?;
-            let mut options = RepairOptions::new(&common.migrations, std::path::Path::new(".phantom/backup"));
+            let mut options =
+                RepairOptions::new(&common.migrations, std::path::Path::new(".phantom/backup"));
             options.plan.revert_remote_only = revert_remote_only;
             let tools = tools_for(&target).await?;
             let (inspection, plan) = make_plan(&target, &tools, &options).await?;
@@ -183,7 +201,15 @@ async fn run(command: Command) -> Result<u8, Error> {
             }
             Ok(if plan.is_runnable() { 0 } else { 1 })
         }
-        Command::Repair { common, plan, confirm, backup_dir, dry_run, revert_remote_only, live_tables } => {
+        Command::Repair {
+            common,
+            plan,
+            confirm,
+            backup_dir,
+            dry_run,
+            revert_remote_only,
+            live_tables,
+        } => {
             let target = Target::parse(&common.db_url)?;
             check_confirm(&target, confirm.as_deref())?;
             let mut options = RepairOptions::new(&common.migrations, &backup_dir);
@@ -196,7 +222,10 @@ async fn run(command: Command) -> Result<u8, Error> {
             let tools = tools_for(&target).await?;
             if dry_run {
                 let (_, made) = make_plan(&target, &tools, &options).await?;
-                print!("{}", report::plan_markdown(options.planned.as_ref().unwrap_or(&made), true));
+                print!(
+                    "{}",
+                    report::plan_markdown(options.planned.as_ref().unwrap_or(&made), true)
+                );
                 return Ok(0);
             }
             match repair(&target, &tools, &options).await {
@@ -206,10 +235,11 @@ async fn run(command: Command) -> Result<u8, Error> {
                     Ok(0)
                 }
                 Err(stopped) => {
-                    if let Some(plan) = &stopped.plan {
-                        if !plan.refusals.is_empty() && !common.json {
-                            print!("{}", report::plan_markdown(plan, false));
-                        }
+                    if let Some(plan) = &stopped.plan
+                        && !plan.refusals.is_empty()
+                        && !common.json
+                    {
+                        print!("{}", report::plan_markdown(plan, false));
                     }
                     print_journal(&stopped.failure.journal, common.json);
                     Err(stopped.failure.error)
@@ -225,7 +255,15 @@ async fn run(command: Command) -> Result<u8, Error> {
                 None => None,
             };
             let mut conn = target.connect().await?;
-            let result = verify::verify(&mut conn, &inspection.project, &inspection.effects, before.as_ref(), &options, &verify::VerifyOptions::default()).await?;
+            let result = verify::verify(
+                &mut conn,
+                &inspection.project,
+                &inspection.effects,
+                before.as_ref(),
+                &options,
+                &verify::VerifyOptions::default(),
+            )
+            .await?;
             if common.json {
                 println!("{}", json(&result));
             } else {
@@ -233,7 +271,13 @@ async fn run(command: Command) -> Result<u8, Error> {
             }
             Ok(if result.passed() { 0 } else { 8 })
         }
-        Command::Rollback { common, backup_dir, procedure, tables, confirm } => {
+        Command::Rollback {
+            common,
+            backup_dir,
+            procedure,
+            tables,
+            confirm,
+        } => {
             let target = Target::parse(&common.db_url)?;
             check_confirm(&target, confirm.as_deref())?;
             let procedure = match procedure.as_str() {
@@ -248,7 +292,9 @@ async fn run(command: Command) -> Result<u8, Error> {
             };
             let set = backup::BackupSet::load(&backup_dir)?;
             let tools = tools_for(&target).await?;
-            let done = rollback::rollback(&target, &tools, &set, procedure, &CatalogOptions::default()).await?;
+            let done =
+                rollback::rollback(&target, &tools, &set, procedure, &CatalogOptions::default())
+                    .await?;
             if common.json {
                 println!("{}", json(&done));
             } else {
@@ -257,21 +303,34 @@ async fn run(command: Command) -> Result<u8, Error> {
                     println!("- {step}");
                 }
                 for check in &done.proof {
-                    println!("- [{}] {} {}", if check.passed { "x" } else { " " }, check.name, check.evidence.join("; "));
+                    println!(
+                        "- [{}] {} {}",
+                        if check.passed { "x" } else { " " },
+                        check.name,
+                        check.evidence.join("; ")
+                    );
                 }
             }
             Ok(if done.restored() { 0 } else { 8 })
         }
         Command::Rehearse(args) => rehearse::run_cli(args).await,
-        Command::Bench { what: BenchCommand::Provision { versions, runs } } => {
+        Command::Bench {
+            what: BenchCommand::Provision { versions, runs },
+        } => {
             let majors = image::parse_versions(&versions)?;
             let figures = bench::provision(&majors, runs).await?;
             print!("{}", bench::render(&figures));
             Ok(0)
         }
-        Command::Matrix { versions, scenarios } => {
+        Command::Matrix {
+            versions,
+            scenarios,
+        } => {
             let majors = image::parse_versions(&versions)?;
-            print!("{}", phantom_sync::matrix::run_all(&scenarios, &majors).await?);
+            print!(
+                "{}",
+                phantom_sync::matrix::run_all(&scenarios, &majors).await?
+            );
             Ok(0)
         }
         Command::Images { versions } => {

@@ -45,7 +45,11 @@ pub enum Action {
     Dump,
     /// One transaction: delete `revert` rows (expecting exactly that many),
     /// record `record` versions as applied, re-key `rekey` pairs.
-    RepairLedger { revert: Vec<String>, record: Vec<String>, rekey: Vec<(String, String)> },
+    RepairLedger {
+        revert: Vec<String>,
+        record: Vec<String>,
+        rekey: Vec<(String, String)>,
+    },
     /// One migration and its ledger row, in one transaction.
     Apply { version: String },
     /// The success checklist.
@@ -119,7 +123,9 @@ impl Plan {
 
     /// True when the database needs nothing (only backup and verify would run).
     pub fn is_noop(&self) -> bool {
-        self.steps.iter().all(|s| s.phase == Phase::Backup || s.phase == Phase::Verify)
+        self.steps
+            .iter()
+            .all(|s| s.phase == Phase::Backup || s.phase == Phase::Verify)
     }
 
     /// The plan as pretty JSON (the plan file).
@@ -193,7 +199,10 @@ pub fn plan(project: &Project, diagnosis: &Diagnosis, options: &PlanOptions) -> 
     for (i, version) in apply.iter().enumerate() {
         if let Some(m) = project.get(version) {
             refusals.extend(non_transactional(m));
-            let mut sql = vec!["RESET ALL".to_string(), format!("SET lock_timeout = '{}ms'", options.lock_timeout_ms.max(1))];
+            let mut sql = vec![
+                "RESET ALL".to_string(),
+                format!("SET lock_timeout = '{}ms'", options.lock_timeout_ms.max(1)),
+            ];
             sql.extend(m.statements.iter().cloned());
             sql.push(format!(
                 "INSERT INTO {}.{} (version, name, statements) VALUES ('{}', '{}', $statements)",
@@ -206,7 +215,9 @@ pub fn plan(project: &Project, diagnosis: &Diagnosis, options: &PlanOptions) -> 
                 id: format!("3.{}", i + 1),
                 phase: Phase::Reapply,
                 title: format!("Apply {}", m.file_name()),
-                action: Action::Apply { version: version.clone() },
+                action: Action::Apply {
+                    version: version.clone(),
+                },
                 sql,
             });
         }
@@ -218,7 +229,12 @@ pub fn plan(project: &Project, diagnosis: &Diagnosis, options: &PlanOptions) -> 
         action: Action::Verify,
         sql: Vec::new(),
     });
-    Plan { fingerprint: diagnosis.fingerprint.clone(), steps, refusals, warnings }
+    Plan {
+        fingerprint: diagnosis.fingerprint.clone(),
+        steps,
+        refusals,
+        warnings,
+    }
 }
 
 fn backup_steps() -> Vec<Step> {
@@ -230,32 +246,65 @@ fn backup_steps() -> Vec<Step> {
         sql: Vec::new(),
     };
     vec![
-        step("1.1", "Export migration history (ledger.json, ledger.txt)", Action::ExportLedger),
-        step("1.2", "Record row counts and checksums of every table", Action::RecordData),
-        step("1.3", "Dump the database with the server's own pg_dump", Action::Dump),
+        step(
+            "1.1",
+            "Export migration history (ledger.json, ledger.txt)",
+            Action::ExportLedger,
+        ),
+        step(
+            "1.2",
+            "Record row counts and checksums of every table",
+            Action::RecordData,
+        ),
+        step(
+            "1.3",
+            "Dump the database with the server's own pg_dump",
+            Action::Dump,
+        ),
     ]
 }
 
-fn repair_step(project: &Project, revert: Vec<String>, record: Vec<String>, rekey: Vec<(String, String)>) -> Step {
+fn repair_step(
+    project: &Project,
+    revert: Vec<String>,
+    record: Vec<String>,
+    rekey: Vec<(String, String)>,
+) -> Step {
     let table = format!("{}.{}", ledger::SCHEMA, ledger::TABLE);
     let mut sql = vec!["BEGIN".to_string()];
     if !revert.is_empty() {
-        let list = revert.iter().map(|v| format!("'{v}'")).collect::<Vec<_>>().join(", ");
-        sql.push(format!("-- expect DELETE {}\nDELETE FROM {table} WHERE version IN ({list})", revert.len()));
+        let list = revert
+            .iter()
+            .map(|v| format!("'{v}'"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        sql.push(format!(
+            "-- expect DELETE {}\nDELETE FROM {table} WHERE version IN ({list})",
+            revert.len()
+        ));
     }
     for version in &record {
-        let name = project.get(version).map(|m| m.name.clone()).unwrap_or_default();
+        let name = project
+            .get(version)
+            .map(|m| m.name.clone())
+            .unwrap_or_default();
         sql.push(format!("INSERT INTO {table} (version, name, statements) VALUES ('{version}', '{name}', $statements)"));
     }
     for (from, to) in &rekey {
-        sql.push(format!("UPDATE {table} SET version = '{to}' WHERE version = '{from}'"));
+        sql.push(format!(
+            "UPDATE {table} SET version = '{to}' WHERE version = '{from}'"
+        ));
     }
     sql.push("COMMIT".into());
     Step {
         id: "2.1".into(),
         phase: Phase::LedgerRepair,
         title: "Repair the migration history in one transaction".into(),
-        action: Action::RepairLedger { revert, record, rekey },
+        action: Action::RepairLedger {
+            revert,
+            record,
+            rekey,
+        },
         sql,
     }
 }
@@ -267,10 +316,16 @@ fn non_transactional(m: &crate::project::Migration) -> Vec<Refusal> {
         let words = normalise(statement);
         let reason = if words.contains(" CONCURRENTLY ") {
             Some("CONCURRENTLY cannot run inside a transaction block")
-        } else if ["COMMIT", "BEGIN", "START TRANSACTION", "ROLLBACK", "END"].iter().any(|w| words.trim() == *w) {
+        } else if ["COMMIT", "BEGIN", "START TRANSACTION", "ROLLBACK", "END"]
+            .iter()
+            .any(|w| words.trim() == *w)
+        {
             Some("an embedded transaction command would end the migration's transaction early")
-        } else if words.starts_with(" VACUUM ") || words.starts_with(" CREATE DATABASE ") || words.starts_with(" DROP DATABASE ")
-            || words.starts_with(" ALTER SYSTEM ") || words.starts_with(" CREATE TABLESPACE ")
+        } else if words.starts_with(" VACUUM ")
+            || words.starts_with(" CREATE DATABASE ")
+            || words.starts_with(" DROP DATABASE ")
+            || words.starts_with(" ALTER SYSTEM ")
+            || words.starts_with(" CREATE TABLESPACE ")
         {
             Some("this command cannot run inside a transaction block")
         } else {
@@ -298,5 +353,12 @@ fn normalise(statement: &str) -> String {
         .map(|l| l.split("--").next().unwrap_or(""))
         .collect::<Vec<_>>()
         .join(" ");
-    format!(" {} ", without_comments.split_whitespace().collect::<Vec<_>>().join(" ").to_uppercase())
+    format!(
+        " {} ",
+        without_comments
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+            .to_uppercase()
+    )
 }

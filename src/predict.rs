@@ -19,7 +19,13 @@ use crate::tools::{DumpScope, PgTools};
 use crate::{Error, Result};
 
 /// Runs `plan` on a schema-only copy of `target`; adds refusals to it.
-pub async fn predict(target: &Target, tools: &PgTools, inspection: &Inspection, plan: &mut Plan, options: &CatalogOptions) -> Result<()> {
+pub async fn predict(
+    target: &Target,
+    tools: &PgTools,
+    inspection: &Inspection,
+    plan: &mut Plan,
+    options: &CatalogOptions,
+) -> Result<()> {
     if plan.is_noop() || !plan.is_runnable() {
         return Ok(());
     }
@@ -44,11 +50,18 @@ async fn rehearse_on(
     work: &std::path::Path,
 ) -> Result<Option<Refusal>> {
     let dump = work.join("schema.dump");
-    let scope = DumpScope { schema_only: true, ..DumpScope::default() };
+    let scope = DumpScope {
+        schema_only: true,
+        ..DumpScope::default()
+    };
     tools.dump(target, &dump, &scope).await?;
     let local = PgTools::for_database(scratch);
-    scratch.create_roles(&local.archive_roles(&dump).await?).await?;
-    local.restore_database(&scratch.target(), &dump, &scope).await?;
+    scratch
+        .create_roles(&local.archive_roles(&dump).await?)
+        .await?;
+    local
+        .restore_database(&scratch.target(), &dump, &scope)
+        .await?;
     let mut conn = scratch.connect().await?;
     crate::ledger::restore(&mut conn, &inspection.ledger).await?;
     conn.close().await.ok();
@@ -59,62 +72,101 @@ async fn rehearse_on(
         catalog_options: options.clone(),
         backup_dir: work.join("backup"),
         tools: PgTools::for_database(scratch),
-        faults: Faults { skip_backup: true, ..Faults::default() },
+        faults: Faults {
+            skip_backup: true,
+            ..Faults::default()
+        },
         lock_timeout_ms: 10_000,
         check_fingerprint: false,
-        verify: crate::verify::VerifyOptions { data: false, live_tables: Vec::new() },
+        verify: crate::verify::VerifyOptions {
+            data: false,
+            live_tables: Vec::new(),
+        },
     };
     match execute(plan, &ctx).await {
         Ok(_) => Ok(None),
-        Err(failure) => Ok(Some(refusal_from(&failure.error, inspection, scratch).await)),
+        Err(failure) => Ok(Some(
+            refusal_from(&failure.error, inspection, scratch).await,
+        )),
     }
 }
 
 /// A refusal naming what failed on the copy, and what the user can do.
 async fn refusal_from(error: &Error, inspection: &Inspection, scratch: &Database) -> Refusal {
     let (version, statement) = match error {
-        Error::MigrationFailed { version, statement, .. } | Error::RelationMissing { version, statement, .. } => {
-            (version.clone(), Some(statement.clone()))
+        Error::MigrationFailed {
+            version, statement, ..
         }
-        Error::AlreadyApplied { version } | Error::ConnectionLost { version, .. } => (version.clone(), None),
+        | Error::RelationMissing {
+            version, statement, ..
+        } => (version.clone(), Some(statement.clone())),
+        Error::AlreadyApplied { version } | Error::ConnectionLost { version, .. } => {
+            (version.clone(), None)
+        }
         _ => ("the whole plan".to_string(), None),
     };
     let mut options = vec![
         "fix the database by hand so that the migration can run (or finish what it left half done), then plan again".into(),
         "edit the migration to be re-runnable (IF NOT EXISTS, DROP POLICY IF EXISTS …) if it has never run anywhere else".into(),
     ];
-    if let Some(m) = inspection.project.get(&version) {
-        if let Ok(script) = remainder(scratch, m).await {
-            options.push(format!(
+    if let Some(m) = inspection.project.get(&version)
+        && let Ok(script) = remainder(scratch, m).await
+    {
+        options.push(format!(
                 "review this remainder script — the statements of {} that still succeed on the target's schema (never run by phantom-sync):\n{}",
                 m.file_name(),
                 script
             ));
-        }
     }
     let reason = match error {
         Error::VerificationFailed { failures } => {
-            format!("after the repair the target would still differ from a clean replay: {failures}")
+            format!(
+                "after the repair the target would still differ from a clean replay: {failures}"
+            )
         }
         other => format!("re-applying on a copy of the target's schema fails: {other}"),
     };
-    Refusal { version, reason, statement, options }
+    Refusal {
+        version,
+        reason,
+        statement,
+        options,
+    }
 }
 
 /// The statements of `m` that succeed, one by one, on the copy as it stands.
 async fn remainder(scratch: &Database, m: &crate::project::Migration) -> Result<String> {
     let mut conn = scratch.connect().await?;
-    let mut tx = conn.begin().await.map_err(Error::db("starting the remainder probe"))?;
+    let mut tx = conn
+        .begin()
+        .await
+        .map_err(Error::db("starting the remainder probe"))?;
     let mut kept = Vec::new();
     for statement in &m.statements {
-        sqlx::raw_sql("SAVEPOINT probe").execute(&mut *tx).await.map_err(Error::db("savepoint"))?;
-        let ok = sqlx::raw_sql(sqlx::AssertSqlSafe(statement.clone())).execute(&mut *tx).await.is_ok();
-        let undo = if ok { "RELEASE SAVEPOINT probe" } else { "ROLLBACK TO SAVEPOINT probe" };
-        sqlx::raw_sql(undo).execute(&mut *tx).await.map_err(Error::db("savepoint"))?;
+        sqlx::raw_sql("SAVEPOINT probe")
+            .execute(&mut *tx)
+            .await
+            .map_err(Error::db("savepoint"))?;
+        let ok = sqlx::raw_sql(sqlx::AssertSqlSafe(statement.clone()))
+            .execute(&mut *tx)
+            .await
+            .is_ok();
+        let undo = if ok {
+            "RELEASE SAVEPOINT probe"
+        } else {
+            "ROLLBACK TO SAVEPOINT probe"
+        };
+        sqlx::raw_sql(undo)
+            .execute(&mut *tx)
+            .await
+            .map_err(Error::db("savepoint"))?;
         if ok {
             kept.push(format!("{};", statement.trim_end_matches(';')));
         } else {
-            kept.push(format!("-- skipped (fails on the target): {}", first_line(statement)));
+            kept.push(format!(
+                "-- skipped (fails on the target): {}",
+                first_line(statement)
+            ));
         }
     }
     tx.rollback().await.ok();

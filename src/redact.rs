@@ -79,7 +79,10 @@ fn timestamp_len(c: &[char], i: usize) -> Option<usize> {
         return None;
     }
     let mut n = 10;
-    if i + n < c.len() && (c[i + n] == ' ' || c[i + n] == 'T') && matches_shape(c, i + n + 1, "dd:dd:dd") {
+    if i + n < c.len()
+        && (c[i + n] == ' ' || c[i + n] == 'T')
+        && matches_shape(c, i + n + 1, "dd:dd:dd")
+    {
         let iso = c[i + n] == 'T';
         n += 9;
         let whole_seconds = n;
@@ -123,7 +126,9 @@ fn size_len(c: &[char], i: usize) -> Option<usize> {
 }
 
 fn hash_len(c: &[char], i: usize) -> Option<usize> {
-    let n = run_of(c, i, |ch| ch.is_ascii_hexdigit() && !ch.is_ascii_uppercase());
+    let n = run_of(c, i, |ch| {
+        ch.is_ascii_hexdigit() && !ch.is_ascii_uppercase()
+    });
     let has_letter = c[i..i + n].iter().any(|ch| ch.is_ascii_alphabetic());
     let end_ok = i + n == c.len() || !c[i + n].is_ascii_alphanumeric();
     // 12 (a short fingerprint) and 64 (sha256) hex digits are hashes even
@@ -159,14 +164,26 @@ mod tests {
             redact("at 2026-11-25 21:19:27.251 UTC took 35 ms on 127.0.0.1:32768"),
             "at [timestamp] took [duration] on 127.0.0.1:[port]"
         );
-        assert_eq!(redact("id 7d2b6b5e-1f0a-4c55-9a0e-3f8b1a2c4d5e"), "id [uuid]");
+        assert_eq!(
+            redact("id 7d2b6b5e-1f0a-4c55-9a0e-3f8b1a2c4d5e"),
+            "id [uuid]"
+        );
         assert_eq!(redact("sha256 3fa9c0d1e2b3a4f5"), "sha256 [hash]");
         assert_eq!(redact("sha256 432130835636"), "sha256 [hash]");
         assert_eq!(redact("diagnosis 904600980041"), "diagnosis [hash]");
-        assert_eq!(redact("PostgreSQL 17.10 ready"), "PostgreSQL [version] ready");
-        assert_eq!(redact("24287 bytes, pg_dump of PostgreSQL 17"), "[size] bytes, pg_dump of PostgreSQL [version]");
+        assert_eq!(
+            redact("PostgreSQL 17.10 ready"),
+            "PostgreSQL [version] ready"
+        );
+        assert_eq!(
+            redact("24287 bytes, pg_dump of PostgreSQL 17"),
+            "[size] bytes, pg_dump of PostgreSQL [version]"
+        );
         assert_eq!(redact("2025-10-03T15:01:02+00:00"), "[timestamp]");
-        assert_eq!(redact("2025-04-13 09:30:00 phantom"), "2025-04-13 09:30:00 phantom");
+        assert_eq!(
+            redact("2025-04-13 09:30:00 phantom"),
+            "2025-04-13 09:30:00 phantom"
+        );
     }
 
     #[test]

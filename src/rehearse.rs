@@ -23,7 +23,12 @@ use crate::{Error, Result};
 #[derive(Debug, Clone, clap::Args)]
 pub struct RehearseArgs {
     /// Capture this database (read-only) instead of the built-in incident.
-    #[arg(long, env = "PHANTOM_DB_URL", hide_env_values = true, conflicts_with = "dump")]
+    #[arg(
+        long,
+        env = "PHANTOM_DB_URL",
+        hide_env_values = true,
+        conflicts_with = "dump"
+    )]
     pub db_url: Option<String>,
     /// Rehearse from a pg_dump file (custom format) instead.
     #[arg(long)]
@@ -70,12 +75,25 @@ const BUILT_IN: &str = "plan-exact-state";
 pub async fn run_cli(args: RehearseArgs) -> Result<u8> {
     let rehearsal = rehearse(&args).await?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&rehearsal).unwrap_or_default());
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&rehearsal).unwrap_or_default()
+        );
     } else if !args.quiet {
-        print!("{}", crate::report::diagnosis_table(&rehearsal.diagnosis_before));
+        print!(
+            "{}",
+            crate::report::diagnosis_table(&rehearsal.diagnosis_before)
+        );
     }
-    let verdict = if rehearsal.passed { "PASSED" } else { "FOUND A PROBLEM" };
-    eprintln!("rehearsal {verdict}: runbook {}", rehearsal.out.join("runbook.md").display());
+    let verdict = if rehearsal.passed {
+        "PASSED"
+    } else {
+        "FOUND A PROBLEM"
+    };
+    eprintln!(
+        "rehearsal {verdict}: runbook {}",
+        rehearsal.out.join("runbook.md").display()
+    );
     Ok(if rehearsal.passed { 0 } else { 1 })
 }
 
@@ -86,7 +104,11 @@ pub async fn rehearse(args: &RehearseArgs) -> Result<Rehearsal> {
     std::fs::create_dir_all(&args.out).map_err(Error::io("create", &args.out))?;
     let dump = args.out.join("capture.dump");
     let capture = capture(args, &dump).await?;
-    let (source, major, migrations) = (capture.source.clone(), capture.major, capture.migrations.clone());
+    let (source, major, migrations) = (
+        capture.source.clone(),
+        capture.major,
+        capture.migrations.clone(),
+    );
     timings.push(("capture".to_string(), clock.elapsed().as_millis()));
 
     let clock = Instant::now();
@@ -105,8 +127,13 @@ pub async fn rehearse(args: &RehearseArgs) -> Result<Rehearsal> {
         Err(stopped) => stopped.failure.journal.target = copy_name,
     }
     let mut rehearsal = match outcome {
-        Ok(Repaired { inspection, plan, journal }) => {
-            let after = crate::inspect::inspect(&copy.target(), &migrations, &options.catalog).await?;
+        Ok(Repaired {
+            inspection,
+            plan,
+            journal,
+        }) => {
+            let after =
+                crate::inspect::inspect(&copy.target(), &migrations, &options.catalog).await?;
             Rehearsal {
                 source,
                 major,
@@ -141,7 +168,11 @@ pub async fn rehearse(args: &RehearseArgs) -> Result<Rehearsal> {
     copy.drop_database().await?;
     if rehearsal.passed {
         let clock = Instant::now();
-        for procedure in [Procedure::FailedMigration, Procedure::DroppedTables(Vec::new()), Procedure::Ledger] {
+        for procedure in [
+            Procedure::FailedMigration,
+            Procedure::DroppedTables(Vec::new()),
+            Procedure::Ledger,
+        ] {
             let report = drill(&capture, &dump, &args.out, procedure).await?;
             rehearsal.passed &= report.restored();
             rehearsal.drills.push(report);
@@ -172,16 +203,38 @@ async fn capture(args: &RehearseArgs, dump: &Path) -> Result<Capture> {
         crate::harness::image::check_major(major)?;
         let users = user_ids(&mut conn).await?;
         drop(conn);
-        let scope = DumpScope { schema_only: args.schema_only, ..DumpScope::default() };
-        PgTools::for_major(major).await?.dump(&target, dump, &scope).await?;
-        let migrations = args.migrations.clone().unwrap_or_else(|| PathBuf::from("supabase/migrations"));
-        return Ok(Capture { source: target.redacted().to_string(), major, migrations, users: Some(users) });
+        let scope = DumpScope {
+            schema_only: args.schema_only,
+            ..DumpScope::default()
+        };
+        PgTools::for_major(major)
+            .await?
+            .dump(&target, dump, &scope)
+            .await?;
+        let migrations = args
+            .migrations
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("supabase/migrations"));
+        return Ok(Capture {
+            source: target.redacted().to_string(),
+            major,
+            migrations,
+            users: Some(users),
+        });
     }
     if let Some(file) = &args.dump {
         crate::harness::image::check_major(args.major)?;
         std::fs::copy(file, dump).map_err(Error::io("copy", file))?;
-        let migrations = args.migrations.clone().unwrap_or_else(|| PathBuf::from("supabase/migrations"));
-        return Ok(Capture { source: format!("dump {}", file.display()), major: args.major, migrations, users: None });
+        let migrations = args
+            .migrations
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("supabase/migrations"));
+        return Ok(Capture {
+            source: format!("dump {}", file.display()),
+            major: args.major,
+            migrations,
+            users: None,
+        });
     }
     // The built-in incident: the plan's state, built for real on a stand-in "production".
     let major = 17;
@@ -194,10 +247,17 @@ async fn capture(args: &RehearseArgs, dump: &Path) -> Result<Capture> {
     crate::scenario::build_state(&scenario, &project, &mut conn).await?;
     let users = user_ids(&mut conn).await?;
     drop(conn);
-    PgTools::for_database(&production).dump(&production.target(), dump, &DumpScope::default()).await?;
+    PgTools::for_database(&production)
+        .dump(&production.target(), dump, &DumpScope::default())
+        .await?;
     production.drop_database().await?;
     let source = format!("built-in incident ({})", scenario.description);
-    Ok(Capture { source, major, migrations, users: Some(users) })
+    Ok(Capture {
+        source,
+        major,
+        migrations,
+        users: Some(users),
+    })
 }
 
 /// Ids of `auth.users`, read-only; empty when there is no such table.
@@ -242,7 +302,12 @@ async fn restore_copy(capture: &Capture, dump: &Path, label: &str) -> Result<Dat
 }
 
 /// One rollback drill on a fresh copy.
-async fn drill(capture: &Capture, dump: &Path, out: &Path, procedure: Procedure) -> Result<RollbackReport> {
+async fn drill(
+    capture: &Capture,
+    dump: &Path,
+    out: &Path,
+    procedure: Procedure,
+) -> Result<RollbackReport> {
     let migrations = capture.migrations.as_path();
     let copy = restore_copy(capture, dump, "drill").await?;
     let backup_dir = out.join(format!("drill-{}", slug(procedure.title())));
@@ -253,7 +318,10 @@ async fn drill(capture: &Capture, dump: &Path, out: &Path, procedure: Procedure)
     match &procedure {
         Procedure::FailedMigration => {
             let plan = crate::repair::make_plan(&target, &tools, &options).await?.1;
-            options.faults = Faults { fail_in: plan.to_apply().last().cloned(), ..Faults::default() };
+            options.faults = Faults {
+                fail_in: plan.to_apply().last().cloned(),
+                ..Faults::default()
+            };
             let _ = repair(&target, &tools, &options).await; // expected to fail
         }
         Procedure::DroppedTables(_) => {
@@ -263,7 +331,10 @@ async fn drill(capture: &Capture, dump: &Path, out: &Path, procedure: Procedure)
             for table in set.data.tables.keys() {
                 let (schema, name) = table.split_once('.').unwrap_or(("public", table));
                 let sql = format!("DROP TABLE IF EXISTS \"{schema}\".\"{name}\" CASCADE");
-                sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&mut conn).await.map_err(Error::db("dropping tables for the drill"))?;
+                sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+                    .execute(&mut conn)
+                    .await
+                    .map_err(Error::db("dropping tables for the drill"))?;
             }
         }
         Procedure::Ledger => {
@@ -282,7 +353,11 @@ async fn drill(capture: &Capture, dump: &Path, out: &Path, procedure: Procedure)
 }
 
 fn slug(text: &str) -> String {
-    text.split(':').next().unwrap_or(text).to_lowercase().replace(' ', "-")
+    text.split(':')
+        .next()
+        .unwrap_or(text)
+        .to_lowercase()
+        .replace(' ', "-")
 }
 
 fn write_outputs(r: &Rehearsal, out: &Path) -> Result<()> {
@@ -291,6 +366,12 @@ fn write_outputs(r: &Rehearsal, out: &Path) -> Result<()> {
     }
     let markdown = crate::report::runbook_markdown(r);
     write_atomic(&out.join("runbook.md"), &markdown)?;
-    write_atomic(&out.join("runbook.html"), &crate::report::html_page("phantom-sync runbook", &markdown))?;
-    write_atomic(&out.join("rehearsal.json"), &serde_json::to_string_pretty(r).unwrap_or_default())
+    write_atomic(
+        &out.join("runbook.html"),
+        &crate::report::html_page("phantom-sync runbook", &markdown),
+    )?;
+    write_atomic(
+        &out.join("rehearsal.json"),
+        &serde_json::to_string_pretty(r).unwrap_or_default(),
+    )
 }

@@ -36,7 +36,10 @@ impl RepairOptions {
         RepairOptions {
             migrations: migrations.to_path_buf(),
             backup_dir: backup_dir.to_path_buf(),
-            plan: PlanOptions { revert_remote_only: false, lock_timeout_ms: 10_000 },
+            plan: PlanOptions {
+                revert_remote_only: false,
+                lock_timeout_ms: 10_000,
+            },
             catalog: CatalogOptions::default(),
             faults: Faults::default(),
             predict: true,
@@ -64,7 +67,11 @@ pub struct Stopped {
 }
 
 /// Inspects and plans (with prediction), touching nothing.
-pub async fn make_plan(target: &Target, tools: &PgTools, options: &RepairOptions) -> Result<(Inspection, Plan)> {
+pub async fn make_plan(
+    target: &Target,
+    tools: &PgTools,
+    options: &RepairOptions,
+) -> Result<(Inspection, Plan)> {
     let inspection = inspect(target, &options.migrations, &options.catalog).await?;
     let mut made = plan(&inspection.project, &inspection.diagnosis, &options.plan);
     if options.predict {
@@ -74,16 +81,27 @@ pub async fn make_plan(target: &Target, tools: &PgTools, options: &RepairOptions
 }
 
 /// The whole procedure against `target`.
-pub async fn repair(target: &Target, tools: &PgTools, options: &RepairOptions) -> std::result::Result<Repaired, Box<Stopped>> {
+pub async fn repair(
+    target: &Target,
+    tools: &PgTools,
+    options: &RepairOptions,
+) -> std::result::Result<Repaired, Box<Stopped>> {
     let stop = |error: Error, inspection: Option<Inspection>, plan: Option<Plan>| {
-        let fingerprint = plan.as_ref().map(|p| p.fingerprint.clone()).unwrap_or_default();
+        let fingerprint = plan
+            .as_ref()
+            .map(|p| p.fingerprint.clone())
+            .unwrap_or_default();
         let mut journal = Journal::new(target.redacted(), &fingerprint, None);
         journal.result = match &error {
             Error::Refused { .. } | Error::StalePlan { .. } => "refused".into(),
             _ => "failed before any step".into(),
         };
         journal.issues.push(error.to_string());
-        Box::new(Stopped { inspection, plan, failure: Failure { error, journal } })
+        Box::new(Stopped {
+            inspection,
+            plan,
+            failure: Failure { error, journal },
+        })
     };
     let (inspection, mut made) = match make_plan(target, tools, options).await {
         Ok(pair) => pair,
@@ -91,7 +109,10 @@ pub async fn repair(target: &Target, tools: &PgTools, options: &RepairOptions) -
     };
     if let Some(planned) = &options.planned {
         if planned.fingerprint != made.fingerprint {
-            let error = Error::StalePlan { planned: planned.fingerprint.chars().take(12).collect(), live: made.fingerprint.chars().take(12).collect() };
+            let error = Error::StalePlan {
+                planned: planned.fingerprint.chars().take(12).collect(),
+                live: made.fingerprint.chars().take(12).collect(),
+            };
             return Err(stop(error, Some(inspection), Some(made)));
         }
         made = planned.clone();
@@ -109,7 +130,15 @@ pub async fn repair(target: &Target, tools: &PgTools, options: &RepairOptions) -
         verify: options.verify.clone(),
     };
     match execute(&made, &ctx).await {
-        Ok(journal) => Ok(Repaired { inspection, plan: made, journal }),
-        Err(failure) => Err(Box::new(Stopped { inspection: Some(inspection), plan: Some(made), failure: *failure })),
+        Ok(journal) => Ok(Repaired {
+            inspection,
+            plan: made,
+            journal,
+        }),
+        Err(failure) => Err(Box::new(Stopped {
+            inspection: Some(inspection),
+            plan: Some(made),
+            failure: *failure,
+        })),
     }
 }

@@ -20,10 +20,24 @@ pub fn diagnosis_table(d: &Diagnosis) -> String {
     for e in &d.entries {
         let local = if e.local { e.version.as_str() } else { "" };
         let remote = e.recorded_as.as_deref().unwrap_or("");
-        let details = if e.evidence.is_empty() { e.name.clone() } else { format!("{}: {}", e.name, e.evidence.join("; ")) };
-        let _ = writeln!(out, "| {local} | {remote} | {} | {} | {} |", version_time(&e.version), e.status.label(), cell(&details));
+        let details = if e.evidence.is_empty() {
+            e.name.clone()
+        } else {
+            format!("{}: {}", e.name, e.evidence.join("; "))
+        };
+        let _ = writeln!(
+            out,
+            "| {local} | {remote} | {} | {} | {} |",
+            version_time(&e.version),
+            e.status.label(),
+            cell(&details)
+        );
     }
-    let counts: Vec<String> = d.counts().iter().map(|(s, n)| format!("{n} {}", s.label())).collect();
+    let counts: Vec<String> = d
+        .counts()
+        .iter()
+        .map(|(s, n)| format!("{n} {}", s.label()))
+        .collect();
     let _ = writeln!(out, "\n{}", counts.join(", "));
     out
 }
@@ -35,7 +49,15 @@ pub fn version_time(version: &str) -> String {
         return String::new();
     }
     let s = |a: usize, b: usize| v[a..b].iter().collect::<String>();
-    format!("{}-{}-{} {}:{}:{}", s(0, 4), s(4, 6), s(6, 8), s(8, 10), s(10, 12), s(12, 14))
+    format!(
+        "{}-{}-{} {}:{}:{}",
+        s(0, 4),
+        s(4, 6),
+        s(6, 8),
+        s(8, 10),
+        s(10, 12),
+        s(12, 14)
+    )
 }
 
 fn cell(text: &str) -> String {
@@ -49,7 +71,11 @@ pub fn plan_markdown(plan: &Plan, sql: bool) -> String {
     for refusal in &plan.refusals {
         let _ = writeln!(out, "REFUSED — {}: {}", refusal.version, refusal.reason);
         if let Some(statement) = &refusal.statement {
-            let _ = writeln!(out, "  statement: {}", statement.lines().next().unwrap_or(""));
+            let _ = writeln!(
+                out,
+                "  statement: {}",
+                statement.lines().next().unwrap_or("")
+            );
         }
         for option in &refusal.options {
             let _ = writeln!(out, "  option: {option}");
@@ -58,7 +84,12 @@ pub fn plan_markdown(plan: &Plan, sql: bool) -> String {
     for warning in &plan.warnings {
         let _ = writeln!(out, "warning: {warning}");
     }
-    for phase in [Phase::Backup, Phase::LedgerRepair, Phase::Reapply, Phase::Verify] {
+    for phase in [
+        Phase::Backup,
+        Phase::LedgerRepair,
+        Phase::Reapply,
+        Phase::Verify,
+    ] {
         let steps: Vec<_> = plan.phase(phase).collect();
         let _ = writeln!(out, "\n### {}\n", phase.title());
         if steps.is_empty() {
@@ -81,13 +112,28 @@ pub fn plan_markdown(plan: &Plan, sql: bool) -> String {
 /// The journal as the incident plan's execution log.
 pub fn journal_markdown(j: &Journal) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "# Execution log\n\n- Target: {}\n- Plan: {}\n- Result: **{}**\n", j.target, short(&j.plan_fingerprint), j.result);
-    for phase in [Phase::Backup, Phase::LedgerRepair, Phase::Reapply, Phase::Verify] {
+    let _ = writeln!(
+        out,
+        "# Execution log\n\n- Target: {}\n- Plan: {}\n- Result: **{}**\n",
+        j.target,
+        short(&j.plan_fingerprint),
+        j.result
+    );
+    for phase in [
+        Phase::Backup,
+        Phase::LedgerRepair,
+        Phase::Reapply,
+        Phase::Verify,
+    ] {
         let entries: Vec<_> = j.phase(phase).collect();
         if entries.is_empty() {
             continue;
         }
-        let _ = writeln!(out, "## {}\n\n| Step | Title | Outcome | Rows | Duration | Detail |\n|---|---|---|---|---|---|", phase.title());
+        let _ = writeln!(
+            out,
+            "## {}\n\n| Step | Title | Outcome | Rows | Duration | Detail |\n|---|---|---|---|---|---|",
+            phase.title()
+        );
         for e in entries {
             let outcome = match e.outcome {
                 Outcome::Done => "✓ done",
@@ -95,7 +141,14 @@ pub fn journal_markdown(j: &Journal) -> String {
                 Outcome::NotRun => "not run",
             };
             let rows = e.rows_affected.map(|r| r.to_string()).unwrap_or_default();
-            let _ = writeln!(out, "| {} | {} | {outcome} | {rows} | {} ms | {} |", e.step, cell(&e.title), e.duration_ms, cell(&e.detail.join("; ")));
+            let _ = writeln!(
+                out,
+                "| {} | {} | {outcome} | {rows} | {} ms | {} |",
+                e.step,
+                cell(&e.title),
+                e.duration_ms,
+                cell(&e.detail.join("; "))
+            );
         }
         out.push('\n');
     }
@@ -109,7 +162,12 @@ pub fn journal_markdown(j: &Journal) -> String {
         }
         out.push('\n');
     }
-    let _ = writeln!(out, "## Timings\n\nTotal: {} ms over {} steps", j.total_ms(), j.entries.len());
+    let _ = writeln!(
+        out,
+        "## Timings\n\nTotal: {} ms over {} steps",
+        j.total_ms(),
+        j.entries.len()
+    );
     out
 }
 
@@ -117,7 +175,12 @@ pub fn journal_markdown(j: &Journal) -> String {
 pub fn verification_markdown(v: &Verification) -> String {
     let mut out = String::from("## Success criteria checklist\n\n");
     for check in &v.checks {
-        let _ = writeln!(out, "- [{}] {}", if check.passed { "x" } else { " " }, check.name);
+        let _ = writeln!(
+            out,
+            "- [{}] {}",
+            if check.passed { "x" } else { " " },
+            check.name
+        );
         for line in &check.evidence {
             let _ = writeln!(out, "  - {line}");
         }
@@ -132,13 +195,28 @@ pub fn verification_markdown(v: &Verification) -> String {
 
 /// Rows and checksums before and after, per pre-existing table.
 pub fn preservation_table(rows: &[TableComparison]) -> String {
-    let mut out = String::from("## Data preservation\n\n| Table | Rows before | Rows after | Checksum | Preserved |\n|---|---|---|---|---|\n");
+    let mut out = String::from(
+        "## Data preservation\n\n| Table | Rows before | Rows after | Checksum | Preserved |\n|---|---|---|---|---|\n",
+    );
     for c in rows {
         let (after, checksum) = match &c.after {
-            Some(a) => (a.rows.to_string(), if a.checksum == c.before.checksum { "equal" } else { "differs" }),
+            Some(a) => (
+                a.rows.to_string(),
+                if a.checksum == c.before.checksum {
+                    "equal"
+                } else {
+                    "differs"
+                },
+            ),
             None => ("missing".into(), "—"),
         };
-        let _ = writeln!(out, "| {} | {} | {after} | {checksum} | {} |", c.table, c.before.rows, if c.preserved { "✓" } else { "✗" });
+        let _ = writeln!(
+            out,
+            "| {} | {} | {after} | {checksum} | {} |",
+            c.table,
+            c.before.rows,
+            if c.preserved { "✓" } else { "✗" }
+        );
     }
     out
 }
@@ -147,22 +225,19 @@ fn short(fingerprint: &str) -> String {
     fingerprint.chars().take(12).collect()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn versions_read_as_times() {
-        assert_eq!(version_time("20250413093000"), "2025-04-13 09:30:00");
-        assert_eq!(version_time("0001"), "");
-    }
-}
-
 /// The runbook a rehearsal hands over: what will happen in production and the proof it works.
 pub fn runbook_markdown(r: &crate::rehearse::Rehearsal) -> String {
     let mut out = String::new();
-    let verdict = if r.passed { "PASSED" } else { "FOUND A PROBLEM" };
-    let _ = writeln!(out, "# phantom-sync runbook\n\n- Source: {}\n- PostgreSQL major: {}\n- Rehearsal: **{verdict}**\n", r.source, r.major);
+    let verdict = if r.passed {
+        "PASSED"
+    } else {
+        "FOUND A PROBLEM"
+    };
+    let _ = writeln!(
+        out,
+        "# phantom-sync runbook\n\n- Source: {}\n- Server: PostgreSQL {}\n- Rehearsal: **{verdict}**\n",
+        r.source, r.major
+    );
     if let Some(error) = &r.error {
         let _ = writeln!(out, "> {}\n", error.replace('\n', "\n> "));
     }
@@ -177,8 +252,14 @@ pub fn runbook_markdown(r: &crate::rehearse::Rehearsal) -> String {
         out.push_str(&plan_markdown(plan, true));
     }
     out.push_str("\n## Commands for production\n\n```sh\n");
-    out.push_str("# 1. Execute exactly this rehearsed plan (refused if production changed since):\n");
-    let _ = writeln!(out, "phantom-sync repair --plan {} --db-url \"$PHANTOM_DB_URL\" --confirm <database name> --backup-dir .phantom/backup", r.out.join("plan.json").display());
+    out.push_str(
+        "# 1. Execute exactly this rehearsed plan (refused if production changed since):\n",
+    );
+    let _ = writeln!(
+        out,
+        "phantom-sync repair --plan {} --db-url \"$PHANTOM_DB_URL\" --confirm <database name> --backup-dir .phantom/backup",
+        r.out.join("plan.json").display()
+    );
     out.push_str("# 2. If a migration fails mid-way (rollback 1): restore ledger and database from Phase 1's backup\n");
     out.push_str("phantom-sync rollback --procedure failed-migration --backup-dir .phantom/backup --db-url \"$PHANTOM_DB_URL\" --confirm <database name>\n");
     out.push_str("# 3. If the wrong tables were dropped (rollback 2):\n");
@@ -187,18 +268,40 @@ pub fn runbook_markdown(r: &crate::rehearse::Rehearsal) -> String {
     out.push_str("phantom-sync rollback --procedure ledger --backup-dir .phantom/backup --db-url \"$PHANTOM_DB_URL\" --confirm <database name>\n```\n\n");
     if let Some(journal) = &r.journal {
         out.push_str("## Rehearsed execution\n\n");
-        out.push_str(&journal_markdown(journal).replacen("# Execution log", "### Execution log", 1));
+        out.push_str(&journal_markdown(journal).replacen(
+            "# Execution log",
+            "### Execution log",
+            1,
+        ));
     }
     if !r.drills.is_empty() {
         out.push_str("\n## Rollback drills (each on a fresh copy)\n\n");
         for d in &r.drills {
-            let _ = writeln!(out, "### {} — {}\n", d.procedure.title(), if d.restored() { "restored" } else { "NOT restored" });
+            let _ = writeln!(
+                out,
+                "### {} — {}\n",
+                d.procedure.title(),
+                if d.restored() {
+                    "restored"
+                } else {
+                    "NOT restored"
+                }
+            );
             for step in &d.steps {
                 let _ = writeln!(out, "- {step}");
             }
             for check in &d.proof {
-                let _ = writeln!(out, "- [{}] {}{}", if check.passed { "x" } else { " " }, check.name,
-                    if check.evidence.is_empty() { String::new() } else { format!(": {}", check.evidence.join("; ")) });
+                let _ = writeln!(
+                    out,
+                    "- [{}] {}{}",
+                    if check.passed { "x" } else { " " },
+                    check.name,
+                    if check.evidence.is_empty() {
+                        String::new()
+                    } else {
+                        format!(": {}", check.evidence.join("; "))
+                    }
+                );
             }
             out.push('\n');
         }
@@ -239,7 +342,11 @@ pub fn html_page(title: &str, markdown: &str) -> String {
                 body.push_str("<table>\n");
                 in_table = true;
             }
-            let cells: Vec<String> = line.trim_matches('|').split(" | ").map(|c| format!("<td>{}</td>", escape(c.trim()))).collect();
+            let cells: Vec<String> = line
+                .trim_matches('|')
+                .split(" | ")
+                .map(|c| format!("<td>{}</td>", escape(c.trim())))
+                .collect();
             let _ = writeln!(body, "<tr>{}</tr>", cells.join(""));
         } else if let Some(h) = line.strip_prefix("### ") {
             let _ = writeln!(body, "<h3>{}</h3>", escape(h));
@@ -266,5 +373,18 @@ tr:first-child td{{font-weight:600;background:#f4f4f4}}pre{{background:#f6f8fa;p
 }
 
 fn escape(text: &str) -> String {
-    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_read_as_times() {
+        assert_eq!(version_time("20250413093000"), "2025-04-13 09:30:00");
+        assert_eq!(version_time("0001"), "");
+    }
 }

@@ -68,7 +68,12 @@ pub async fn rollback(
     let procedure = match procedure {
         Procedure::DroppedTables(t) if t.is_empty() => {
             let live = Catalog::introspect(&mut conn, options).await?;
-            let gone: Vec<String> = backup.catalog.tables().into_iter().filter(|t| !live.tables().contains(t)).collect();
+            let gone: Vec<String> = backup
+                .catalog
+                .tables()
+                .into_iter()
+                .filter(|t| !live.tables().contains(t))
+                .collect();
             Procedure::DroppedTables(gone)
         }
         other => other,
@@ -76,9 +81,14 @@ pub async fn rollback(
     match &procedure {
         Procedure::FailedMigration => {
             restore_ledger(&mut conn, &backup.ledger).await?;
-            steps.push(format!("restored {} ledger rows from ledger.json", backup.ledger.rows.len()));
+            steps.push(format!(
+                "restored {} ledger rows from ledger.json",
+                backup.ledger.rows.len()
+            ));
             let dump = dump_of(backup)?;
-            tools.restore_database(target, &dump, &DumpScope::default()).await?;
+            tools
+                .restore_database(target, &dump, &DumpScope::default())
+                .await?;
             steps.push(format!("restored the database from {}", dump.display()));
         }
         Procedure::DroppedTables(tables) => {
@@ -87,17 +97,28 @@ pub async fn rollback(
             } else {
                 let dump = dump_of(backup)?;
                 tools.restore_tables(target, &dump, tables).await?;
-                steps.push(format!("recreated {} from {}", tables.join(", "), dump.display()));
+                steps.push(format!(
+                    "recreated {} from {}",
+                    tables.join(", "),
+                    dump.display()
+                ));
             }
         }
         Procedure::Ledger => {
             restore_ledger(&mut conn, &backup.ledger).await?;
-            steps.push(format!("restored {} ledger rows from ledger.json", backup.ledger.rows.len()));
+            steps.push(format!(
+                "restored {} ledger rows from ledger.json",
+                backup.ledger.rows.len()
+            ));
         }
     }
     let proof = prove(&mut conn, backup, &procedure, options).await?;
     conn.close().await.ok();
-    Ok(RollbackReport { procedure, steps, proof })
+    Ok(RollbackReport {
+        procedure,
+        steps,
+        proof,
+    })
 }
 
 fn dump_of(backup: &BackupSet) -> Result<std::path::PathBuf> {
@@ -110,25 +131,39 @@ fn dump_of(backup: &BackupSet) -> Result<std::path::PathBuf> {
 }
 
 async fn restore_ledger(conn: &mut sqlx::PgConnection, saved: &Ledger) -> Result<()> {
-    let mut tx = conn.begin().await.map_err(Error::db("starting the ledger restore"))?;
+    let mut tx = conn
+        .begin()
+        .await
+        .map_err(Error::db("starting the ledger restore"))?;
     ledger::restore(&mut tx, saved).await?;
-    tx.commit().await.map_err(Error::db("committing the ledger restore"))
+    tx.commit()
+        .await
+        .map_err(Error::db("committing the ledger restore"))
 }
 
 /// Compares the target with what Phase 1 recorded.
-async fn prove(conn: &mut sqlx::PgConnection, backup: &BackupSet, procedure: &Procedure, options: &CatalogOptions) -> Result<Vec<Check>> {
+async fn prove(
+    conn: &mut sqlx::PgConnection,
+    backup: &BackupSet,
+    procedure: &Procedure,
+    options: &CatalogOptions,
+) -> Result<Vec<Check>> {
     let mut proof = Vec::new();
     let ledger = Ledger::read(conn).await?;
     // Rollback 2 restores tables only: the ledger stays as the repair left it.
     if !matches!(procedure, Procedure::DroppedTables(_)) {
         proof.push(Check {
-        name: "Ledger equals the Phase 1 export".into(),
-        passed: ledger == backup.ledger,
-        evidence: if ledger == backup.ledger {
-            Vec::new()
-        } else {
-            vec![format!("now {:?}, exported {:?}", ledger.versions(), backup.ledger.versions())]
-        },
+            name: "Ledger equals the Phase 1 export".into(),
+            passed: ledger == backup.ledger,
+            evidence: if ledger == backup.ledger {
+                Vec::new()
+            } else {
+                vec![format!(
+                    "now {:?}, exported {:?}",
+                    ledger.versions(),
+                    backup.ledger.versions()
+                )]
+            },
         });
     }
     if *procedure == Procedure::Ledger {
@@ -138,18 +173,41 @@ async fn prove(conn: &mut sqlx::PgConnection, backup: &BackupSet, procedure: &Pr
         Procedure::DroppedTables(t) => t.clone(),
         _ => backup.data.tables.keys().cloned().collect(),
     };
-    let before = DataSnapshot { tables: backup.data.tables.iter().filter(|(k, _)| tables.contains(k)).map(|(k, v)| (k.clone(), v.clone())).collect() };
+    let before = DataSnapshot {
+        tables: backup
+            .data
+            .tables
+            .iter()
+            .filter(|(k, _)| tables.contains(k))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+    };
     let after = DataSnapshot::capture(conn, &tables).await?;
-    let changed: Vec<String> = before.compare(&after).iter().filter(|c| !c.preserved).map(|c| c.table.clone()).collect();
+    let changed: Vec<String> = before
+        .compare(&after)
+        .iter()
+        .filter(|c| !c.preserved)
+        .map(|c| c.table.clone())
+        .collect();
     proof.push(Check {
-        name: format!("Counts and checksums of {} tables equal Phase 1's", tables.len()),
+        name: format!(
+            "Counts and checksums of {} tables equal Phase 1's",
+            tables.len()
+        ),
         passed: changed.is_empty(),
         evidence: changed,
     });
     if *procedure == Procedure::FailedMigration {
         let live = Catalog::introspect(conn, options).await?;
-        let differences: Vec<String> = diff(&backup.catalog, &live).iter().map(|d| d.describe()).collect();
-        proof.push(Check { name: "Schema equals the pre-repair catalog".into(), passed: differences.is_empty(), evidence: differences });
+        let differences: Vec<String> = diff(&backup.catalog, &live)
+            .iter()
+            .map(|d| d.describe())
+            .collect();
+        proof.push(Check {
+            name: "Schema equals the pre-repair catalog".into(),
+            passed: differences.is_empty(),
+            evidence: differences,
+        });
     }
     Ok(proof)
 }

@@ -85,7 +85,9 @@ impl Target {
 
     /// The database name (what `--confirm` must repeat).
     pub fn database(&self) -> &str {
-        self.options.get_database().unwrap_or(self.options.get_username())
+        self.options
+            .get_database()
+            .unwrap_or(self.options.get_username())
     }
 
     /// The same server, another database.
@@ -177,7 +179,9 @@ pub fn redact_url(text: &str) -> String {
     while let Some(pos) = rest.find("://") {
         let (head, tail) = rest.split_at(pos + 3);
         out.push_str(head);
-        let authority_end = tail.find(['/', ' ', '\n', '"', '\'', '?']).unwrap_or(tail.len());
+        let authority_end = tail
+            .find(['/', ' ', '\n', '"', '\'', '?'])
+            .unwrap_or(tail.len());
         let authority = &tail[..authority_end];
         match (authority.rfind('@'), authority.find(':')) {
             (Some(at), Some(colon)) if colon < at => {
@@ -218,14 +222,25 @@ mod tests {
             redact_url("connect postgres://app:s3cr%40t@db.example.com:5432/prod failed"),
             "connect postgres://app:***@db.example.com:5432/prod failed"
         );
-        assert_eq!(redact_url("postgres://app@host/db"), "postgres://app@host/db");
-        assert_eq!(redact_url("host=x password=hunter2 user=y"), "host=x password=*** user=y");
-        assert_eq!(redact_url("postgres://a:b@h/d?password=c"), "postgres://a:***@h/d?password=***");
+        assert_eq!(
+            redact_url("postgres://app@host/db"),
+            "postgres://app@host/db"
+        );
+        assert_eq!(
+            redact_url("host=x password=hunter2 user=y"),
+            "host=x password=*** user=y"
+        );
+        assert_eq!(
+            redact_url("postgres://a:b@h/d?password=c"),
+            "postgres://a:***@h/d?password=***"
+        );
     }
 
     #[test]
     fn parse_rejects_other_schemes_without_leaking_the_password() {
-        let err = Target::parse("mysql://root:topsecret@h/db").unwrap_err().to_string();
+        let err = Target::parse("mysql://root:topsecret@h/db")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("not a PostgreSQL URL"), "{err}");
         assert!(!err.contains("topsecret"), "{err}");
     }

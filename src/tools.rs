@@ -208,13 +208,23 @@ impl PgTools {
     /// part of a database dump).
     pub async fn archive_roles(&self, dump: &Path) -> Result<Vec<String>> {
         let toc = archive::list(self, dump).await?;
-        let mut roles: BTreeSet<String> =
-            toc.entries.iter().map(|e| e.owner.clone()).filter(|o| !o.is_empty() && o != "-").collect();
-        let acls: Vec<u32> =
-            toc.entries.iter().filter(|e| e.desc == "ACL" || e.desc == "DEFAULT ACL").map(|e| e.id).collect();
+        let mut roles: BTreeSet<String> = toc
+            .entries
+            .iter()
+            .map(|e| e.owner.clone())
+            .filter(|o| !o.is_empty() && o != "-")
+            .collect();
+        let acls: Vec<u32> = toc
+            .entries
+            .iter()
+            .filter(|e| e.desc == "ACL" || e.desc == "DEFAULT ACL")
+            .map(|e| e.id)
+            .collect();
         if !acls.is_empty() {
             let script = archive::script_for(self, dump, &acls).await?;
-            let sql = tokio::fs::read_to_string(&script.0).await.map_err(Error::io("read", &script.0))?;
+            let sql = tokio::fs::read_to_string(&script.0)
+                .await
+                .map_err(Error::io("read", &script.0))?;
             roles.extend(sql.lines().filter_map(grantee));
         }
         roles.retain(|r| r != "PUBLIC" && !r.starts_with("pg_"));
@@ -226,11 +236,17 @@ impl PgTools {
     /// copy needs them for the foreign keys that point into `auth`.
     pub async fn archive_user_ids(&self, dump: &Path) -> Result<Option<Vec<String>>> {
         let toc = archive::list(self, dump).await?;
-        let Some(entry) = toc.entries.iter().find(|e| e.desc == "TABLE DATA" && e.schema == "auth" && e.tag == "users") else {
+        let Some(entry) = toc
+            .entries
+            .iter()
+            .find(|e| e.desc == "TABLE DATA" && e.schema == "auth" && e.tag == "users")
+        else {
             return Ok(None);
         };
         let script = archive::script_for(self, dump, &[entry.id]).await?;
-        let sql = tokio::fs::read_to_string(&script.0).await.map_err(Error::io("read", &script.0))?;
+        let sql = tokio::fs::read_to_string(&script.0)
+            .await
+            .map_err(Error::io("read", &script.0))?;
         Ok(Some(copy_column(&sql, "id")))
     }
 
@@ -400,6 +416,50 @@ fn partial_path(out: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
+/// The role a `GRANT … TO role;` / `REVOKE … FROM role;` line names.
+fn grantee(line: &str) -> Option<String> {
+    let line = line
+        .trim()
+        .trim_end_matches(';')
+        .trim_end_matches(" WITH GRANT OPTION");
+    let rest = if line.starts_with("GRANT ") {
+        line.rsplit_once(" TO ")?.1
+    } else if line.starts_with("REVOKE ") {
+        line.rsplit_once(" FROM ")?.1
+    } else {
+        return None;
+    };
+    let name = rest.trim();
+    Some(
+        match name.strip_prefix('"').and_then(|n| n.strip_suffix('"')) {
+            Some(quoted) => quoted.replace("\"\"", "\""),
+            None => name.to_string(),
+        },
+    )
+}
+
+/// The values of `column` in the first `COPY … FROM stdin;` block of `sql`.
+fn copy_column(sql: &str, column: &str) -> Vec<String> {
+    let mut lines = sql.lines();
+    let Some(header) = lines.by_ref().find(|l| l.starts_with("COPY ")) else {
+        return Vec::new();
+    };
+    let columns: Vec<&str> = header
+        .split_once('(')
+        .and_then(|(_, rest)| rest.split_once(')'))
+        .map(|(cols, _)| cols.split(", ").map(|c| c.trim_matches('"')).collect())
+        .unwrap_or_default();
+    let Some(index) = columns.iter().position(|c| *c == column) else {
+        return Vec::new();
+    };
+    lines
+        .take_while(|l| *l != "\\.")
+        .filter_map(|l| l.split('\t').nth(index))
+        .filter(|v| *v != "\\N")
+        .map(str::to_string)
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -449,39 +509,4 @@ mod tests {
             PathBuf::from("/b/x.dump.partial")
         );
     }
-}
-
-/// The role a `GRANT … TO role;` / `REVOKE … FROM role;` line names.
-fn grantee(line: &str) -> Option<String> {
-    let line = line.trim().trim_end_matches(';').trim_end_matches(" WITH GRANT OPTION");
-    let rest = if line.starts_with("GRANT ") {
-        line.rsplit_once(" TO ")?.1
-    } else if line.starts_with("REVOKE ") {
-        line.rsplit_once(" FROM ")?.1
-    } else {
-        return None;
-    };
-    let name = rest.trim();
-    Some(match name.strip_prefix('"').and_then(|n| n.strip_suffix('"')) {
-        Some(quoted) => quoted.replace("\"\"", "\""),
-        None => name.to_string(),
-    })
-}
-
-/// The values of `column` in the first `COPY … FROM stdin;` block of `sql`.
-fn copy_column(sql: &str, column: &str) -> Vec<String> {
-    let mut lines = sql.lines();
-    let Some(header) = lines.by_ref().find(|l| l.starts_with("COPY ")) else { return Vec::new() };
-    let columns: Vec<&str> = header
-        .split_once('(')
-        .and_then(|(_, rest)| rest.split_once(')'))
-        .map(|(cols, _)| cols.split(", ").map(|c| c.trim_matches('"')).collect())
-        .unwrap_or_default();
-    let Some(index) = columns.iter().position(|c| *c == column) else { return Vec::new() };
-    lines
-        .take_while(|l| *l != "\\.")
-        .filter_map(|l| l.split('\t').nth(index))
-        .filter(|v| *v != "\\N")
-        .map(str::to_string)
-        .collect()
 }

@@ -7,13 +7,13 @@
 use serde::{Deserialize, Serialize};
 use sqlx::postgres::PgConnection;
 
+use crate::Result;
 use crate::backup::{DataSnapshot, TableComparison};
 use crate::catalog::{Catalog, CatalogOptions, diff};
 use crate::diagnose::{Status, diagnose};
 use crate::effects::{Effects, project_rows};
 use crate::ledger::Ledger;
 use crate::project::Project;
-use crate::Result;
 
 /// What the checklist looks at.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,7 +27,10 @@ pub struct VerifyOptions {
 
 impl Default for VerifyOptions {
     fn default() -> Self {
-        VerifyOptions { data: true, live_tables: Vec::new() }
+        VerifyOptions {
+            data: true,
+            live_tables: Vec::new(),
+        }
     }
 }
 
@@ -81,11 +84,17 @@ pub async fn verify(
         .map(|e| format!("{} {}: {}", e.version, e.name, e.status.label()))
         .collect();
     checks.push(Check {
-        name: format!("All {} migrations applied (Local = Remote in `migration list`)", project.migrations.len()),
+        name: format!(
+            "All {} migrations applied (Local = Remote in `migration list`)",
+            project.migrations.len()
+        ),
         passed: out_of_sync.is_empty(),
         evidence: out_of_sync,
     });
-    let differences: Vec<String> = diff(effects.final_catalog(), &live).iter().map(|d| d.describe()).collect();
+    let differences: Vec<String> = diff(effects.final_catalog(), &live)
+        .iter()
+        .map(|d| d.describe())
+        .collect();
     checks.push(Check {
         name: "Schema equals a clean replay of every migration (the `db pull` check)".into(),
         passed: differences.is_empty(),
@@ -99,7 +108,10 @@ pub async fn verify(
             let tables: Vec<String> = snapshot.tables.keys().cloned().collect();
             let after = DataSnapshot::capture(conn, &tables).await?;
             let mut comparison = snapshot.compare(&after);
-            for c in comparison.iter_mut().filter(|c| scope.live_tables.contains(&c.table)) {
+            for c in comparison
+                .iter_mut()
+                .filter(|c| scope.live_tables.contains(&c.table))
+            {
                 // The application may add rows here; none may disappear.
                 c.preserved = c.after.as_ref().is_some_and(|a| a.rows >= c.before.rows);
             }
@@ -107,13 +119,25 @@ pub async fn verify(
                 .iter()
                 .filter(|c| !c.preserved)
                 .map(|c| match &c.after {
-                    Some(a) => format!("{}: {} rows before, {} after, checksum {}", c.table, c.before.rows, a.rows,
-                        if a.checksum == c.before.checksum { "equal" } else { "differs" }),
+                    Some(a) => format!(
+                        "{}: {} rows before, {} after, checksum {}",
+                        c.table,
+                        c.before.rows,
+                        a.rows,
+                        if a.checksum == c.before.checksum {
+                            "equal"
+                        } else {
+                            "differs"
+                        }
+                    ),
                     None => format!("{}: missing", c.table),
                 })
                 .collect();
             checks.push(Check {
-                name: format!("Data of the {} tables that existed before is unchanged (counts and checksums)", comparison.len()),
+                name: format!(
+                    "Data of the {} tables that existed before is unchanged (counts and checksums)",
+                    comparison.len()
+                ),
                 passed: changed.is_empty(),
                 evidence: changed,
             });
@@ -121,7 +145,10 @@ pub async fn verify(
         }
         None => Vec::new(),
     };
-    Ok(Verification { checks, preservation })
+    Ok(Verification {
+        checks,
+        preservation,
+    })
 }
 
 fn ledger_check(project: &Project, ledger: &Ledger) -> Check {
@@ -129,9 +156,11 @@ fn ledger_check(project: &Project, ledger: &Ledger) -> Check {
     for m in &project.migrations {
         match ledger.get(&m.version) {
             None => evidence.push(format!("{}: not in the ledger", m.file_name())),
-            Some(row) if row.name.as_deref() != Some(m.name.as_str()) => {
-                evidence.push(format!("{}: recorded with name {:?}", m.file_name(), row.name))
-            }
+            Some(row) if row.name.as_deref() != Some(m.name.as_str()) => evidence.push(format!(
+                "{}: recorded with name {:?}",
+                m.file_name(),
+                row.name
+            )),
             Some(_) => {}
         }
     }
@@ -140,7 +169,11 @@ fn ledger_check(project: &Project, ledger: &Ledger) -> Check {
             evidence.push(format!("{}: in the ledger, no local file", row.version));
         }
     }
-    Check { name: "Ledger lists exactly the local migrations".into(), passed: evidence.is_empty(), evidence }
+    Check {
+        name: "Ledger lists exactly the local migrations".into(),
+        passed: evidence.is_empty(),
+        evidence,
+    }
 }
 
 async fn seed_check(conn: &mut PgConnection, effects: &Effects) -> Result<Check> {
@@ -158,7 +191,11 @@ async fn seed_check(conn: &mut PgConnection, effects: &Effects) -> Result<Check>
         };
         let missing: Vec<&String> = rows.iter().filter(|r| !found.contains(r)).collect();
         if let Some(first) = missing.first() {
-            evidence.push(format!("{table}: {} of {} seed rows missing, e.g. {first}", missing.len(), rows.len()));
+            evidence.push(format!(
+                "{table}: {} of {} seed rows missing, e.g. {first}",
+                missing.len(),
+                rows.len()
+            ));
         }
     }
     if !evidence.is_empty() {
@@ -167,7 +204,10 @@ async fn seed_check(conn: &mut PgConnection, effects: &Effects) -> Result<Check>
         );
     }
     Ok(Check {
-        name: format!("Seed data present ({expected_rows} rows in {} tables)", effects.seed.len()),
+        name: format!(
+            "Seed data present ({expected_rows} rows in {} tables)",
+            effects.seed.len()
+        ),
         passed: evidence.is_empty(),
         evidence,
     })

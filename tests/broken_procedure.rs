@@ -10,7 +10,10 @@ use phantom_sync::scenario::{Outcome, Scenario};
 fn plan_state_with(fault: &str) -> anyhow::Result<Scenario> {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scenarios/plan-exact-state.toml");
     let mut scenario = Scenario::load(&path)?;
-    scenario.procedure.faults.insert(fault.to_string(), toml::Value::Boolean(true));
+    scenario
+        .procedure
+        .faults
+        .insert(fault.to_string(), toml::Value::Boolean(true));
     Ok(scenario)
 }
 
@@ -18,7 +21,14 @@ fn plan_state_with(fault: &str) -> anyhow::Result<Scenario> {
 async fn skipping_the_ledger_repair_fails_with_already_applied() -> anyhow::Result<()> {
     let run = run_scenario(&plan_state_with("skip_ledger_repair")?, 17).await?;
     assert_eq!(run.outcome, Outcome::Failed);
-    assert!(run.reason.as_deref().unwrap_or("").contains("already recorded"), "{:?}", run.reason);
+    assert!(
+        run.reason
+            .as_deref()
+            .unwrap_or("")
+            .contains("already recorded"),
+        "{:?}",
+        run.reason
+    );
     Ok(())
 }
 

@@ -19,7 +19,11 @@ fn phantom_sync(args: &[&str]) -> Output {
 }
 
 fn text(output: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr))
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
 }
 
 async fn plan_state() -> anyhow::Result<(Database, String)> {
@@ -42,23 +46,62 @@ async fn list_repair_and_repair_again() -> anyhow::Result<()> {
     let list = phantom_sync(&["list", "--db-url", &url, "--migrations", migrations]);
     let out = text(&list);
     assert_eq!(list.status.code(), Some(1), "out of sync → exit 1\n{out}");
-    assert!(out.contains("2 phantom") && out.contains("2 pending"), "{out}");
+    assert!(
+        out.contains("2 phantom") && out.contains("2 pending"),
+        "{out}"
+    );
     assert!(!out.contains(":postgres@"), "password printed:\n{out}");
 
-    let repair = phantom_sync(&["repair", "--db-url", &url, "--migrations", migrations, "--backup-dir", &backup]);
+    let repair = phantom_sync(&[
+        "repair",
+        "--db-url",
+        &url,
+        "--migrations",
+        migrations,
+        "--backup-dir",
+        &backup,
+    ]);
     let out = text(&repair);
     assert_eq!(repair.status.code(), Some(0), "{out}");
-    assert!(out.contains("Result: **success**") && out.contains("DELETE 2"), "{out}");
+    assert!(
+        out.contains("Result: **success**") && out.contains("DELETE 2"),
+        "{out}"
+    );
 
-    let again = phantom_sync(&["repair", "--db-url", &url, "--migrations", migrations, "--backup-dir", &format!("{backup}/again")]);
+    let again = phantom_sync(&[
+        "repair",
+        "--db-url",
+        &url,
+        "--migrations",
+        migrations,
+        "--backup-dir",
+        &format!("{backup}/again"),
+    ]);
     let out = text(&again);
     assert_eq!(again.status.code(), Some(0), "{out}");
     assert!(out.contains("nothing to do"), "{out}");
 
-    let list = phantom_sync(&["list", "--db-url", &url, "--migrations", migrations, "--json"]);
-    assert_eq!(list.status.code(), Some(0), "in sync → exit 0\n{}", text(&list));
+    let list = phantom_sync(&[
+        "list",
+        "--db-url",
+        &url,
+        "--migrations",
+        migrations,
+        "--json",
+    ]);
+    assert_eq!(
+        list.status.code(),
+        Some(0),
+        "in sync → exit 0\n{}",
+        text(&list)
+    );
     let diagnosis: serde_json::Value = serde_json::from_slice(&list.stdout)?;
-    let statuses: Vec<&str> = diagnosis["entries"].as_array().unwrap().iter().map(|e| e["status"].as_str().unwrap()).collect();
+    let statuses: Vec<&str> = diagnosis["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["status"].as_str().unwrap())
+        .collect();
     assert_eq!(statuses, vec!["applied"; 8]);
 
     std::fs::remove_dir_all(&backup).ok();
@@ -68,10 +111,17 @@ async fn list_repair_and_repair_again() -> anyhow::Result<()> {
 
 #[test]
 fn unreachable_database_exits_3_without_the_password() {
-    let out = phantom_sync(&["list", "--db-url", "postgres://app:s3cret-pw@127.0.0.1:1/app"]);
+    let out = phantom_sync(&[
+        "list",
+        "--db-url",
+        "postgres://app:s3cret-pw@127.0.0.1:1/app",
+    ]);
     let all = text(&out);
     assert_eq!(out.status.code(), Some(3), "{all}");
-    assert!(all.contains("cannot connect to postgres://app:***@127.0.0.1:1/app"), "{all}");
+    assert!(
+        all.contains("cannot connect to postgres://app:***@127.0.0.1:1/app"),
+        "{all}"
+    );
     assert!(!all.contains("s3cret-pw"), "{all}");
 }
 
@@ -80,12 +130,19 @@ fn a_bad_url_exits_2_and_says_what_to_do() {
     let out = phantom_sync(&["list", "--db-url", "mysql://root:pw@h/db"]);
     let all = text(&out);
     assert_eq!(out.status.code(), Some(2), "{all}");
-    assert!(all.contains("not a PostgreSQL URL") && all.contains("hint"), "{all}");
+    assert!(
+        all.contains("not a PostgreSQL URL") && all.contains("hint"),
+        "{all}"
+    );
 }
 
 #[test]
 fn repair_of_a_remote_host_needs_confirm() {
-    let out = phantom_sync(&["repair", "--db-url", "postgres://app:pw@db.example.com:5432/prod"]);
+    let out = phantom_sync(&[
+        "repair",
+        "--db-url",
+        "postgres://app:pw@db.example.com:5432/prod",
+    ]);
     let all = text(&out);
     assert_eq!(out.status.code(), Some(2), "{all}");
     assert!(all.contains("--confirm prod"), "{all}");
@@ -93,7 +150,13 @@ fn repair_of_a_remote_host_needs_confirm() {
 
 #[test]
 fn a_missing_migrations_folder_is_named() {
-    let out = phantom_sync(&["list", "--db-url", "postgres://app:pw@127.0.0.1:1/app", "--migrations", "no/such/dir"]);
+    let out = phantom_sync(&[
+        "list",
+        "--db-url",
+        "postgres://app:pw@127.0.0.1:1/app",
+        "--migrations",
+        "no/such/dir",
+    ]);
     // The folder is read before anything connects.
     let all = text(&out);
     assert_eq!(out.status.code(), Some(2), "{all}");

@@ -12,9 +12,17 @@ async fn each_server_reports_the_major_it_was_asked_for() -> TestResult {
     for major in versions_from_env()? {
         let db = Database::fresh(major, "version").await?;
         let mut conn = db.connect().await?;
-        let num: String = sqlx::query_scalar("SHOW server_version_num").fetch_one(&mut conn).await?;
-        assert_eq!(num.parse::<u32>()? / 10_000, u32::from(major), "server_version_num {num}");
-        let fsync: String = sqlx::query_scalar("SHOW fsync").fetch_one(&mut conn).await?;
+        let num: String = sqlx::query_scalar("SHOW server_version_num")
+            .fetch_one(&mut conn)
+            .await?;
+        assert_eq!(
+            num.parse::<u32>()? / 10_000,
+            u32::from(major),
+            "server_version_num {num}"
+        );
+        let fsync: String = sqlx::query_scalar("SHOW fsync")
+            .fetch_one(&mut conn)
+            .await?;
         assert_eq!(fsync, "off", "PostgreSQL {major} runs with test settings");
         drop(conn);
         db.drop_database().await?;
@@ -29,10 +37,15 @@ async fn the_shim_answers_auth_uid_from_jwt_claims() -> TestResult {
         let mut conn = db.connect().await?;
         let uid = "7d2b6b5e-1f0a-4c55-9a0e-3f8b1a2c4d5e";
         let claims = format!(r#"{{"sub":"{uid}","role":"authenticated"}}"#);
-        sqlx::query("SELECT set_config('request.jwt.claims', $1, false)").bind(&claims).execute(&mut conn).await?;
-        let row = sqlx::query("SELECT auth.uid()::text AS uid, auth.role() AS role, auth.jwt()->>'sub' AS sub")
-            .fetch_one(&mut conn)
+        sqlx::query("SELECT set_config('request.jwt.claims', $1, false)")
+            .bind(&claims)
+            .execute(&mut conn)
             .await?;
+        let row = sqlx::query(
+            "SELECT auth.uid()::text AS uid, auth.role() AS role, auth.jwt()->>'sub' AS sub",
+        )
+        .fetch_one(&mut conn)
+        .await?;
         assert_eq!(row.get::<String, _>("uid"), uid, "PostgreSQL {major}");
         assert_eq!(row.get::<String, _>("role"), "authenticated");
         assert_eq!(row.get::<String, _>("sub"), uid);
@@ -41,8 +54,13 @@ async fn the_shim_answers_auth_uid_from_jwt_claims() -> TestResult {
         )
         .fetch_all(&mut conn)
         .await?;
-        assert_eq!(roles, ["anon", "authenticated", "authenticator", "service_role"]);
-        let uuid_ok: bool = sqlx::query_scalar("SELECT gen_random_uuid() IS NOT NULL").fetch_one(&mut conn).await?;
+        assert_eq!(
+            roles,
+            ["anon", "authenticated", "authenticator", "service_role"]
+        );
+        let uuid_ok: bool = sqlx::query_scalar("SELECT gen_random_uuid() IS NOT NULL")
+            .fetch_one(&mut conn)
+            .await?;
         assert!(uuid_ok);
         drop(conn);
         db.drop_database().await?;
@@ -61,14 +79,23 @@ async fn a_template_clone_holds_no_user_data() -> TestResult {
         drop(conn);
         let second = Database::fresh(major, "clean").await?;
         let mut conn = second.connect().await?;
-        let tables: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'")
+        let tables: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'")
+                .fetch_one(&mut conn)
+                .await?;
+        let users: i64 = sqlx::query_scalar("SELECT count(*) FROM auth.users")
             .fetch_one(&mut conn)
             .await?;
-        let users: i64 = sqlx::query_scalar("SELECT count(*) FROM auth.users").fetch_one(&mut conn).await?;
-        let ledger: bool = sqlx::query_scalar("SELECT to_regclass('supabase_migrations.schema_migrations') IS NOT NULL")
-            .fetch_one(&mut conn)
-            .await?;
-        assert_eq!((tables, users, ledger), (0, 0, false), "PostgreSQL {major}: a clone starts empty");
+        let ledger: bool = sqlx::query_scalar(
+            "SELECT to_regclass('supabase_migrations.schema_migrations') IS NOT NULL",
+        )
+        .fetch_one(&mut conn)
+        .await?;
+        assert_eq!(
+            (tables, users, ledger),
+            (0, 0, false),
+            "PostgreSQL {major}: a clone starts empty"
+        );
         drop(conn);
         first.drop_database().await?;
         second.drop_database().await?;
@@ -97,12 +124,20 @@ async fn twenty_databases_created_in_parallel_do_not_collide() -> TestResult {
         for task in tasks {
             dbs.push(task.await??);
         }
-        let names: std::collections::BTreeSet<_> = dbs.iter().map(|(_, db)| db.name.clone()).collect();
+        let names: std::collections::BTreeSet<_> =
+            dbs.iter().map(|(_, db)| db.name.clone()).collect();
         assert_eq!(names.len(), 20, "20 distinct databases");
         for (i, db) in dbs {
             let mut conn = db.connect().await?;
-            let owners: Vec<i32> = sqlx::query_scalar("SELECT owner FROM public.mine").fetch_all(&mut conn).await?;
-            assert_eq!(owners, vec![i], "PostgreSQL {major}: database {} sees only its own row", db.name);
+            let owners: Vec<i32> = sqlx::query_scalar("SELECT owner FROM public.mine")
+                .fetch_all(&mut conn)
+                .await?;
+            assert_eq!(
+                owners,
+                vec![i],
+                "PostgreSQL {major}: database {} sees only its own row",
+                db.name
+            );
             drop(conn);
             db.drop_database().await?;
         }
@@ -118,13 +153,20 @@ async fn a_dropped_database_is_really_gone() -> TestResult {
         let server = PgServer::shared(major).await?;
         let mut conn = db.connect().await?; // still connected: the drop must force it out
         db.drop_database().await?;
-        assert!(sqlx::query("SELECT 1").execute(&mut conn).await.is_err(), "session was terminated");
+        assert!(
+            sqlx::query("SELECT 1").execute(&mut conn).await.is_err(),
+            "session was terminated"
+        );
         let mut admin = server.target("postgres").connect().await?;
-        let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT FROM pg_database WHERE datname = $1)")
-            .bind(&name)
-            .fetch_one(&mut admin)
-            .await?;
-        assert!(!exists, "PostgreSQL {major}: {name} still listed in pg_database");
+        let exists: bool =
+            sqlx::query_scalar("SELECT EXISTS (SELECT FROM pg_database WHERE datname = $1)")
+                .bind(&name)
+                .fetch_one(&mut admin)
+                .await?;
+        assert!(
+            !exists,
+            "PostgreSQL {major}: {name} still listed in pg_database"
+        );
     }
     Ok(())
 }

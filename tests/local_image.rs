@@ -24,9 +24,17 @@ async fn unmodified_postgres_module_runs_the_local_image() -> TestResult {
         .start()
         .await?;
     let port = container.get_host_port_ipv4(5432).await?;
-    let mut conn = connect(&format!("postgres://postgres:postgres@127.0.0.1:{port}/postgres")).await?;
-    let version: String = sqlx::query_scalar("SHOW server_version").fetch_one(&mut conn).await?;
-    assert!(version.starts_with(&format!("{major}.")), "server_version {version}");
+    let mut conn = connect(&format!(
+        "postgres://postgres:postgres@127.0.0.1:{port}/postgres"
+    ))
+    .await?;
+    let version: String = sqlx::query_scalar("SHOW server_version")
+        .fetch_one(&mut conn)
+        .await?;
+    assert!(
+        version.starts_with(&format!("{major}.")),
+        "server_version {version}"
+    );
     conn.close().await?;
     container.rm().await?;
     Ok(())
@@ -40,14 +48,21 @@ async fn other_credentials_and_init_scripts_are_honoured() -> TestResult {
         .with_user("app")
         .with_password("other-secret")
         .with_db_name("appdb")
-        .with_init_sql(b"CREATE TABLE from_init (id int); INSERT INTO from_init VALUES (42);".to_vec())
+        .with_init_sql(
+            b"CREATE TABLE from_init (id int); INSERT INTO from_init VALUES (42);".to_vec(),
+        )
         .with_name(image::LOCAL_REPOSITORY)
         .with_tag(major.to_string())
         .start()
         .await?;
     let port = container.get_host_port_ipv4(5432).await?;
-    let mut conn = connect(&format!("postgres://app:other-secret@127.0.0.1:{port}/appdb")).await?;
-    let id: i32 = sqlx::query_scalar("SELECT id FROM from_init").fetch_one(&mut conn).await?;
+    let mut conn = connect(&format!(
+        "postgres://app:other-secret@127.0.0.1:{port}/appdb"
+    ))
+    .await?;
+    let id: i32 = sqlx::query_scalar("SELECT id FROM from_init")
+        .fetch_one(&mut conn)
+        .await?;
     assert_eq!(id, 42);
     let wrong = connect(&format!("postgres://app:wrong@127.0.0.1:{port}/appdb")).await;
     assert!(wrong.is_err(), "a wrong password must be refused");

@@ -45,8 +45,13 @@ async fn production(server: &PgServer) -> anyhow::Result<(Database, String)> {
          ALTER DEFAULT PRIVILEGES FOR ROLE {LOGIN} IN SCHEMA public GRANT ALL ON SEQUENCES TO anon, authenticated, service_role;
          ALTER DEFAULT PRIVILEGES FOR ROLE {LOGIN} IN SCHEMA public GRANT ALL ON FUNCTIONS TO anon, authenticated, service_role;"
     );
-    sqlx::raw_sql(sqlx::AssertSqlSafe(grants)).execute(&mut conn).await?;
-    let url = format!("postgres://{LOGIN}:{SECRET}@127.0.0.1:{}/{}", server.port, db.name);
+    sqlx::raw_sql(sqlx::AssertSqlSafe(grants))
+        .execute(&mut conn)
+        .await?;
+    let url = format!(
+        "postgres://{LOGIN}:{SECRET}@127.0.0.1:{}/{}",
+        server.port, db.name
+    );
     Ok((db, url))
 }
 
@@ -73,7 +78,11 @@ fn args(out: &Path) -> RehearseArgs {
 }
 
 fn phantom_sync(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_phantom-sync")).args(args).current_dir(root()).output().expect("runs")
+    Command::new(env!("CARGO_BIN_EXE_phantom-sync"))
+        .args(args)
+        .current_dir(root())
+        .output()
+        .expect("runs")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -96,15 +105,31 @@ async fn rehearse_on(server: &PgServer, major: u8) -> anyhow::Result<()> {
     let mut from_url = args(&out.join("url"));
     from_url.db_url = Some(url.clone());
     let rehearsal = rehearse(&from_url).await?;
-    assert!(rehearsal.passed, "PostgreSQL {major}: {:?}", rehearsal.error);
+    assert!(
+        rehearsal.passed,
+        "PostgreSQL {major}: {:?}",
+        rehearsal.error
+    );
     assert_eq!(rehearsal.major, major);
     assert_eq!(rehearsal.drills.len(), 3, "three rollback drills");
-    assert!(rehearsal.drills.iter().all(|d| d.restored()), "{:?}", rehearsal.drills);
-    assert_eq!(fingerprint(&prod).await?, before, "PostgreSQL {major}: the rehearsal changed production");
+    assert!(
+        rehearsal.drills.iter().all(|d| d.restored()),
+        "{:?}",
+        rehearsal.drills
+    );
+    assert_eq!(
+        fingerprint(&prod).await?,
+        before,
+        "PostgreSQL {major}: the rehearsal changed production"
+    );
 
     let runbook = std::fs::read_to_string(out.join("url/runbook.md"))?;
     assert!(!runbook.contains(SECRET), "the runbook shows the password");
-    let stable = phantom_sync::redact::redact(&runbook.replace(&out.join("url").display().to_string(), "<out>").replace(&prod.name, "<database>"));
+    let stable = phantom_sync::redact::redact(
+        &runbook
+            .replace(&out.join("url").display().to_string(), "<out>")
+            .replace(&prod.name, "<database>"),
+    );
     insta::with_settings!({ snapshot_path => "../snapshots", prepend_module_to_snapshot => false, omit_expression => true }, {
         insta::assert_snapshot!("rehearsal-runbook", stable);
     });
@@ -112,26 +137,75 @@ async fn rehearse_on(server: &PgServer, major: u8) -> anyhow::Result<()> {
 
     // From a dump the team made themselves: the whole database, auth included.
     let dump = out.join("team.dump");
-    let whole = DumpScope { exclude_schemas: Vec::new(), ..DumpScope::default() };
-    PgTools::for_major(major).await?.dump(&Target::parse(&url)?, &dump, &whole).await?;
+    let whole = DumpScope {
+        exclude_schemas: Vec::new(),
+        ..DumpScope::default()
+    };
+    PgTools::for_major(major)
+        .await?
+        .dump(&Target::parse(&url)?, &dump, &whole)
+        .await?;
     let mut from_dump = args(&out.join("dump"));
     from_dump.dump = Some(dump);
     from_dump.major = major;
     let rehearsal = rehearse(&from_dump).await?;
-    assert!(rehearsal.passed, "PostgreSQL {major} from a dump: {:?}", rehearsal.error);
-    assert_eq!(fingerprint(&prod).await?, before, "rehearsing from a dump changed production");
+    assert!(
+        rehearsal.passed,
+        "PostgreSQL {major} from a dump: {:?}",
+        rehearsal.error
+    );
+    assert_eq!(
+        fingerprint(&prod).await?,
+        before,
+        "rehearsing from a dump changed production"
+    );
 
     // The rehearsed plan, for real; then the same plan again must refuse (production changed).
     let plan = out.join("url/plan.json").display().to_string();
     let backup = out.join("prod-backup").display().to_string();
     let migrations = "scenarios/prompt-manager/supabase/migrations";
-    let repair = phantom_sync(&["repair", "--plan", &plan, "--db-url", &url, "--migrations", migrations, "--backup-dir", &backup]);
-    let text = format!("{}{}", String::from_utf8_lossy(&repair.stdout), String::from_utf8_lossy(&repair.stderr));
+    let repair = phantom_sync(&[
+        "repair",
+        "--plan",
+        &plan,
+        "--db-url",
+        &url,
+        "--migrations",
+        migrations,
+        "--backup-dir",
+        &backup,
+    ]);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&repair.stdout),
+        String::from_utf8_lossy(&repair.stderr)
+    );
     assert_eq!(repair.status.code(), Some(0), "PostgreSQL {major}: {text}");
-    assert!(text.contains("Result: **success**") && !text.contains(SECRET), "{text}");
-    let again = phantom_sync(&["repair", "--plan", &plan, "--db-url", &url, "--migrations", migrations, "--backup-dir", &format!("{backup}-2")]);
-    let text = format!("{}{}", String::from_utf8_lossy(&again.stdout), String::from_utf8_lossy(&again.stderr));
-    assert_eq!(again.status.code(), Some(6), "a stale plan must be refused: {text}");
+    assert!(
+        text.contains("Result: **success**") && !text.contains(SECRET),
+        "{text}"
+    );
+    let again = phantom_sync(&[
+        "repair",
+        "--plan",
+        &plan,
+        "--db-url",
+        &url,
+        "--migrations",
+        migrations,
+        "--backup-dir",
+        &format!("{backup}-2"),
+    ]);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&again.stdout),
+        String::from_utf8_lossy(&again.stderr)
+    );
+    assert_eq!(
+        again.status.code(),
+        Some(6),
+        "a stale plan must be refused: {text}"
+    );
     assert!(text.contains("changed since the plan was made"), "{text}");
 
     std::fs::remove_dir_all(&out).ok();

@@ -46,6 +46,11 @@ async fn scenario(#[files("scenarios/*.toml")] path: PathBuf) -> anyhow::Result<
 fn the_catalogue_is_there() -> anyhow::Result<()> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scenarios");
     let scenarios = load_all(&dir)?;
-    assert!(scenarios.len() >= 20, "only {} scenario files in {}", scenarios.len(), dir.display());
+    assert!(
+        scenarios.len() >= 20,
+        "only {} scenario files in {}",
+        scenarios.len(),
+        dir.display()
+    );
     Ok(())
 }

@@ -27,7 +27,10 @@ pub async fn provision(majors: &[u8], runs: usize) -> Result<Vec<ProvisionFigure
     for &major in majors {
         eprintln!("bench: PostgreSQL {major}, {runs} runs");
         let server = PgServer::shared(major).await?;
-        Database::create(server, "warm-up").await?.drop_database().await?;
+        Database::create(server, "warm-up")
+            .await?
+            .drop_database()
+            .await?;
         let mut figures = ProvisionFigures {
             major,
             container_start: Vec::new(),
@@ -70,18 +73,27 @@ async fn from_scratch(server: &PgServer) -> Result<Duration> {
     let name = format!("bench_scratch_{}", unique());
     let started = Instant::now();
     let mut admin = server.target("postgres").connect().await?;
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {} TEMPLATE template0", quote(&name))))
-        .execute(&mut admin)
-        .await
-        .map_err(Error::db("creating a scratch database"))?;
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "CREATE DATABASE {} TEMPLATE template0",
+        quote(&name)
+    )))
+    .execute(&mut admin)
+    .await
+    .map_err(Error::db("creating a scratch database"))?;
     let mut conn = server.target(&name).connect().await?;
-    sqlx::raw_sql(SUPABASE_SHIM).execute(&mut conn).await.map_err(Error::db("applying the shim"))?;
+    sqlx::raw_sql(SUPABASE_SHIM)
+        .execute(&mut conn)
+        .await
+        .map_err(Error::db("applying the shim"))?;
     let elapsed = started.elapsed();
     conn.close().await.ok();
-    sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE {} WITH (FORCE)", quote(&name))))
-        .execute(&mut admin)
-        .await
-        .map_err(Error::db("dropping a scratch database"))?;
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DROP DATABASE {} WITH (FORCE)",
+        quote(&name)
+    )))
+    .execute(&mut admin)
+    .await
+    .map_err(Error::db("dropping a scratch database"))?;
     Ok(elapsed)
 }
 

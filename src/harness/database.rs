@@ -34,7 +34,10 @@ pub struct Database {
 /// Whether templates get the shim: on unless `PHANTOM_SHIM=off` (e.g. with
 /// `PHANTOM_PG_IMAGE=supabase/postgres`, which has the real thing).
 pub fn shim_enabled() -> bool {
-    !matches!(std::env::var("PHANTOM_SHIM").as_deref(), Ok("off" | "0" | "false"))
+    !matches!(
+        std::env::var("PHANTOM_SHIM").as_deref(),
+        Ok("off" | "0" | "false")
+    )
 }
 
 impl Database {
@@ -49,7 +52,11 @@ impl Database {
         let template = ensure_template(server).await?;
         let name = format!("{}_{}", sanitise(label), unique());
         clone_template(server, template, &name).await?;
-        Ok(Database { name, major: server.major, server: server.clone() })
+        Ok(Database {
+            name,
+            major: server.major,
+            server: server.clone(),
+        })
     }
 
     /// A target for this database (as the superuser).
@@ -72,16 +79,20 @@ impl Database {
     pub async fn create_roles(&self, roles: &[String]) -> Result<()> {
         let mut conn = self.connect().await?;
         for role in roles {
-            let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT FROM pg_roles WHERE rolname = $1)")
-                .bind(role)
-                .fetch_one(&mut conn)
-                .await
-                .map_err(Error::db("looking up a role"))?;
+            let exists: bool =
+                sqlx::query_scalar("SELECT EXISTS (SELECT FROM pg_roles WHERE rolname = $1)")
+                    .bind(role)
+                    .fetch_one(&mut conn)
+                    .await
+                    .map_err(Error::db("looking up a role"))?;
             if exists {
                 continue;
             }
             let sql = format!("CREATE ROLE {} NOLOGIN", quote(role));
-            if let Err(e) = sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&mut conn).await {
+            if let Err(e) = sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+                .execute(&mut conn)
+                .await
+            {
                 // Another test or rehearsal on this server may have just created it.
                 if e.as_database_error().and_then(|d| d.code()).as_deref() != Some("42710") {
                     return Err(Error::db(format!("creating role {role}"))(e));
@@ -95,10 +106,13 @@ impl Database {
     /// Drops the database (closing any session still connected to it).
     pub async fn drop_database(self) -> Result<()> {
         let mut admin = self.server.target("postgres").connect().await?;
-        sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", quote(&self.name))))
-            .execute(&mut admin)
-            .await
-            .map_err(Error::db(format!("dropping database {}", self.name)))?;
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+            quote(&self.name)
+        )))
+        .execute(&mut admin)
+        .await
+        .map_err(Error::db(format!("dropping database {}", self.name)))?;
         admin.close().await.ok();
         Ok(())
     }
@@ -106,8 +120,12 @@ impl Database {
 
 /// Serialises template work per server (keyed by container id).
 fn clone_lock(server: &PgServer) -> std::sync::Arc<tokio::sync::Mutex<bool>> {
-    static LOCKS: OnceLock<Mutex<BTreeMap<String, std::sync::Arc<tokio::sync::Mutex<bool>>>>> = OnceLock::new();
-    let mut map = LOCKS.get_or_init(Default::default).lock().unwrap_or_else(|p| p.into_inner());
+    static LOCKS: OnceLock<Mutex<BTreeMap<String, std::sync::Arc<tokio::sync::Mutex<bool>>>>> =
+        OnceLock::new();
+    let mut map = LOCKS
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
     map.entry(server.container_id.clone()).or_default().clone()
 }
 
@@ -122,26 +140,33 @@ async fn ensure_template(server: &PgServer) -> Result<&'static str> {
         return Ok(TEMPLATE);
     }
     let mut admin = server.target("postgres").connect().await?;
-    let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT FROM pg_database WHERE datname = $1)")
-        .bind(TEMPLATE)
-        .fetch_one(&mut admin)
-        .await
-        .map_err(Error::db("looking for the template database"))?;
-    if !exists {
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {TEMPLATE} TEMPLATE template0")))
-            .execute(&mut admin)
+    let exists: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT FROM pg_database WHERE datname = $1)")
+            .bind(TEMPLATE)
+            .fetch_one(&mut admin)
             .await
-            .map_err(Error::db("creating the template database"))?;
+            .map_err(Error::db("looking for the template database"))?;
+    if !exists {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "CREATE DATABASE {TEMPLATE} TEMPLATE template0"
+        )))
+        .execute(&mut admin)
+        .await
+        .map_err(Error::db("creating the template database"))?;
         let mut conn = server.target(TEMPLATE).connect().await?;
         sqlx::raw_sql(SUPABASE_SHIM)
             .execute(&mut conn)
             .await
-            .map_err(Error::db("applying the Supabase shim (src/harness/supabase_shim.sql) to the template"))?;
+            .map_err(Error::db(
+                "applying the Supabase shim (src/harness/supabase_shim.sql) to the template",
+            ))?;
         conn.close().await.ok();
-        sqlx::query(sqlx::AssertSqlSafe(format!("ALTER DATABASE {TEMPLATE} WITH IS_TEMPLATE true")))
-            .execute(&mut admin)
-            .await
-            .map_err(Error::db("marking the template database"))?;
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "ALTER DATABASE {TEMPLATE} WITH IS_TEMPLATE true"
+        )))
+        .execute(&mut admin)
+        .await
+        .map_err(Error::db("marking the template database"))?;
     }
     admin.close().await.ok();
     *ready = true;
@@ -151,14 +176,23 @@ async fn ensure_template(server: &PgServer) -> Result<&'static str> {
 /// `CREATE DATABASE name TEMPLATE template`, retried while the template is busy.
 async fn clone_template(server: &PgServer, template: &str, name: &str) -> Result<()> {
     // FILE_COPY copies the template's files (fast for small templates); PG14 knows no other way.
-    let strategy = if server.major >= 15 { " STRATEGY FILE_COPY" } else { "" };
-    let sql = format!("CREATE DATABASE {} TEMPLATE {template}{strategy}", quote(name));
+    let strategy = if server.major >= 15 {
+        " STRATEGY FILE_COPY"
+    } else {
+        ""
+    };
+    let sql = format!(
+        "CREATE DATABASE {} TEMPLATE {template}{strategy}",
+        quote(name)
+    );
     let lock = clone_lock(server);
     let mut admin = server.target("postgres").connect().await?;
     let mut attempt = 0;
     let result = loop {
         let guard = lock.lock().await;
-        let outcome = sqlx::query(sqlx::AssertSqlSafe(sql.clone())).execute(&mut admin).await;
+        let outcome = sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
+            .execute(&mut admin)
+            .await;
         drop(guard);
         match outcome {
             Err(e) if is_template_busy(&e) && attempt < 50 => {
@@ -169,7 +203,9 @@ async fn clone_template(server: &PgServer, template: &str, name: &str) -> Result
         }
     };
     admin.close().await.ok();
-    result.map(|_| ()).map_err(Error::db(format!("creating database {name} from template {template}")))
+    result.map(|_| ()).map_err(Error::db(format!(
+        "creating database {name} from template {template}"
+    )))
 }
 
 /// SQLSTATE 55006: "source database is being accessed by other users".
@@ -180,10 +216,20 @@ fn is_template_busy(e: &sqlx::Error) -> bool {
 fn sanitise(label: &str) -> String {
     let cleaned: String = label
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '_'
+            }
+        })
         .take(40)
         .collect();
-    if cleaned.is_empty() { "db".into() } else { format!("s_{cleaned}") }
+    if cleaned.is_empty() {
+        "db".into()
+    } else {
+        format!("s_{cleaned}")
+    }
 }
 
 /// Quotes an identifier for SQL.

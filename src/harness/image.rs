@@ -96,7 +96,11 @@ pub fn parse_versions(text: &str) -> Result<Vec<u8>> {
 /// (`supabase/postgres:15.8.1.060`) is used as is; otherwise the tag is the major.
 fn configured(major: u8) -> (String, String) {
     let setting = std::env::var("PHANTOM_PG_IMAGE").unwrap_or_default();
-    let setting = if setting.trim().is_empty() { DEFAULT_IMAGE.to_string() } else { setting };
+    let setting = if setting.trim().is_empty() {
+        DEFAULT_IMAGE.to_string()
+    } else {
+        setting
+    };
     match setting.rsplit_once(':') {
         Some((name, tag)) if !tag.contains('/') => (name.to_string(), tag.to_string()),
         _ => (setting, major.to_string()),
@@ -110,10 +114,18 @@ pub async fn resolve(major: u8) -> Result<ImageRef> {
     let (name, tag) = configured(major);
     let reference = format!("{name}:{tag}");
     if image_present(&reference).await? {
-        return Ok(ImageRef { name, tag, origin: ImageOrigin::Present });
+        return Ok(ImageRef {
+            name,
+            tag,
+            origin: ImageOrigin::Present,
+        });
     }
     if docker(&["pull", "--quiet", &reference]).await.is_ok() {
-        return Ok(ImageRef { name, tag, origin: ImageOrigin::Pulled });
+        return Ok(ImageRef {
+            name,
+            tag,
+            origin: ImageOrigin::Pulled,
+        });
     }
     if name != DEFAULT_IMAGE {
         return Err(Error::Environment(format!(
@@ -122,7 +134,11 @@ pub async fn resolve(major: u8) -> Result<ImageRef> {
         )));
     }
     build(&[major]).await?;
-    Ok(ImageRef { name: LOCAL_REPOSITORY.to_string(), tag: major.to_string(), origin: ImageOrigin::Built })
+    Ok(ImageRef {
+        name: LOCAL_REPOSITORY.to_string(),
+        tag: major.to_string(),
+        origin: ImageOrigin::Built,
+    })
 }
 
 /// Builds (or confirms up to date) `phantom-sync/postgres:<major>` for each major.
@@ -140,7 +156,10 @@ pub async fn build(majors: &[u8]) -> Result<()> {
         .stderr(Stdio::piped())
         .output()
         .await
-        .map_err(|e| Error::Tool { tool: "bash".into(), detail: format!("cannot run {}: {e}", script.display()) })?;
+        .map_err(|e| Error::Tool {
+            tool: "bash".into(),
+            detail: format!("cannot run {}: {e}", script.display()),
+        })?;
     let log = String::from_utf8_lossy(&output.stderr);
     if !output.status.success() {
         return Err(Error::Environment(format!(
@@ -160,7 +179,11 @@ fn write_recipe() -> Result<PathBuf> {
     }
     let hash = format!("{:x}", hasher.finalize());
     let dir = cache_dir().join(format!("recipe-{}", &hash[..16]));
-    let files = [("Dockerfile", DOCKERFILE), ("docker-entrypoint.sh", ENTRYPOINT), ("build.sh", BUILD_SCRIPT)];
+    let files = [
+        ("Dockerfile", DOCKERFILE),
+        ("docker-entrypoint.sh", ENTRYPOINT),
+        ("build.sh", BUILD_SCRIPT),
+    ];
     std::fs::create_dir_all(&dir).map_err(Error::io("create", &dir))?;
     for (name, text) in files {
         let path = dir.join(name);
@@ -182,7 +205,11 @@ pub fn cache_dir() -> PathBuf {
 }
 
 async fn image_present(reference: &str) -> Result<bool> {
-    Ok(docker(&["image", "inspect", "--format", "{{.Id}}", reference]).await.is_ok())
+    Ok(
+        docker(&["image", "inspect", "--format", "{{.Id}}", reference])
+            .await
+            .is_ok(),
+    )
 }
 
 /// Fails with an actionable message when no Docker engine answers.
@@ -190,7 +217,8 @@ pub async fn ensure_docker() -> Result<()> {
     match docker(&["version", "--format", "{{.Server.Version}}"]).await {
         Ok(_) => Ok(()),
         Err(detail) => {
-            let host = std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock (default)".into());
+            let host = std::env::var("DOCKER_HOST")
+                .unwrap_or_else(|_| "unix:///var/run/docker.sock (default)".into());
             Err(Error::Environment(format!(
                 "no Docker engine answered at {host}: {} (hint: start the Docker daemon, or set DOCKER_HOST to where it listens)",
                 tail(&detail, 3)
@@ -216,8 +244,7 @@ pub(crate) async fn docker(args: &[&str]) -> std::result::Result<String, String>
 
 fn last_step(log: &str) -> String {
     log.lines()
-        .filter(|l| l.starts_with("==> "))
-        .last()
+        .rfind(|l| l.starts_with("==> "))
         .map(|l| l.trim_start_matches("==> ").to_string())
         .unwrap_or_else(|| "the start of the build".into())
 }

@@ -33,12 +33,18 @@ pub const OWNER_LABEL: &str = "phantom-sync.owner-pid";
 
 /// Server settings for throw-away databases: durability off, room for parallel tests.
 const SERVER_FLAGS: &[&str] = &[
-    "-c", "fsync=off",
-    "-c", "synchronous_commit=off",
-    "-c", "full_page_writes=off",
-    "-c", "max_connections=300",
-    "-c", "checkpoint_timeout=1h",
-    "-c", "max_wal_size=4GB",
+    "-c",
+    "fsync=off",
+    "-c",
+    "synchronous_commit=off",
+    "-c",
+    "full_page_writes=off",
+    "-c",
+    "max_connections=300",
+    "-c",
+    "checkpoint_timeout=1h",
+    "-c",
+    "max_wal_size=4GB",
 ];
 
 /// A running PostgreSQL container.
@@ -78,11 +84,16 @@ static KEPT: Mutex<Vec<ContainerAsync<Postgres>>> = Mutex::new(Vec::new());
 impl PgServer {
     /// The process-wide server for `major`, started on first use.
     pub async fn shared(major: u8) -> Result<&'static PgServer> {
-        static SERVERS: OnceLock<Mutex<BTreeMap<u8, &'static OnceCell<PgServer>>>> = OnceLock::new();
+        static SERVERS: OnceLock<Mutex<BTreeMap<u8, &'static OnceCell<PgServer>>>> =
+            OnceLock::new();
         image::check_major(major)?;
         let cell: &'static OnceCell<PgServer> = {
-            let mut map = SERVERS.get_or_init(Default::default).lock().unwrap_or_else(|p| p.into_inner());
-            map.entry(major).or_insert_with(|| Box::leak(Box::new(OnceCell::new())))
+            let mut map = SERVERS
+                .get_or_init(Default::default)
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            map.entry(major)
+                .or_insert_with(|| Box::leak(Box::new(OnceCell::new())))
         };
         cell.get_or_try_init(|| async {
             let (server, handle) = PgServer::launch(major, ServerOptions::default()).await?;
@@ -100,7 +111,10 @@ impl PgServer {
         Ok(server)
     }
 
-    async fn launch(major: u8, options: ServerOptions) -> Result<(PgServer, ContainerAsync<Postgres>)> {
+    async fn launch(
+        major: u8,
+        options: ServerOptions,
+    ) -> Result<(PgServer, ContainerAsync<Postgres>)> {
         let image = image::resolve(major).await?;
         sweep_orphans().await;
         let session = format!("{}-{}", std::process::id(), unique());
@@ -112,7 +126,11 @@ impl PgServer {
         let handle = match started.await {
             Ok(Ok(handle)) => handle,
             Ok(Err(message)) => return Err(not_ready(major, &image, &session, &message).await),
-            Err(e) => return Err(Error::Environment(format!("starting PostgreSQL {major}: {e}"))),
+            Err(e) => {
+                return Err(Error::Environment(format!(
+                    "starting PostgreSQL {major}: {e}"
+                )));
+            }
         };
         let container_id = handle.id().to_string();
         watch(&container_id);
@@ -123,7 +141,13 @@ impl PgServer {
             })
             .await
             .map_err(|e| Error::Environment(e.to_string()))??;
-        let server = PgServer { major, image, container_id, host: "127.0.0.1".into(), port };
+        let server = PgServer {
+            major,
+            image,
+            container_id,
+            host: "127.0.0.1".into(),
+            port,
+        };
         Ok((server, handle))
     }
 
@@ -145,7 +169,10 @@ impl PgServer {
     /// The URL of `database` on this server, password included (for child
     /// processes only: never print it; print [`Target::redacted`]).
     pub fn url(&self, database: &str) -> String {
-        format!("postgres://{USER}:{PASSWORD}@{}:{}/{database}", self.host, self.port)
+        format!(
+            "postgres://{USER}:{PASSWORD}@{}:{}/{database}",
+            self.host, self.port
+        )
     }
 
     /// Removes the container now.
@@ -153,7 +180,10 @@ impl PgServer {
         docker(&["rm", "-f", "-v", &self.container_id])
             .await
             .map(|_| ())
-            .map_err(|detail| Error::Tool { tool: "docker rm".into(), detail })
+            .map_err(|detail| Error::Tool {
+                tool: "docker rm".into(),
+                detail,
+            })
     }
 }
 
@@ -179,18 +209,27 @@ async fn start_container(
 async fn host_port(container_id: &str) -> Result<u16> {
     let mapping = docker(&["port", container_id, "5432/tcp"])
         .await
-        .map_err(|detail| Error::Tool { tool: "docker port".into(), detail })?;
+        .map_err(|detail| Error::Tool {
+            tool: "docker port".into(),
+            detail,
+        })?;
     mapping
         .lines()
         .filter_map(|l| l.rsplit(':').next())
         .find_map(|p| p.trim().parse().ok())
-        .ok_or_else(|| Error::Environment(format!("container {container_id} publishes no port for 5432: {mapping}")))
+        .ok_or_else(|| {
+            Error::Environment(format!(
+                "container {container_id} publishes no port for 5432: {mapping}"
+            ))
+        })
 }
 
 /// A start that failed: say why, with the container's last log lines, and remove it.
 async fn not_ready(major: u8, image: &ImageRef, session: &str, message: &str) -> Error {
     let filter = format!("label=phantom-sync.session={session}");
-    let ids = docker(&["ps", "-aq", "--filter", &filter]).await.unwrap_or_default();
+    let ids = docker(&["ps", "-aq", "--filter", &filter])
+        .await
+        .unwrap_or_default();
     let mut logs = String::new();
     for id in ids.lines() {
         let out = tokio::process::Command::new("docker")
@@ -238,13 +277,23 @@ fn watch(container_id: &str) {
 /// Removes containers left by harness processes that no longer exist.
 async fn sweep_orphans() {
     let filter = format!("label={OWNER_LABEL}");
-    let Ok(list) = docker(&["ps", "-a", "--filter", &filter, "--format", &format!("{{{{.ID}}}} {{{{.Label \"{OWNER_LABEL}\"}}}}")]).await
+    let Ok(list) = docker(&[
+        "ps",
+        "-a",
+        "--filter",
+        &filter,
+        "--format",
+        &format!("{{{{.ID}}}} {{{{.Label \"{OWNER_LABEL}\"}}}}"),
+    ])
+    .await
     else {
         return;
     };
     for line in list.lines() {
         let mut parts = line.split_whitespace();
-        let (Some(id), Some(pid)) = (parts.next(), parts.next()) else { continue };
+        let (Some(id), Some(pid)) = (parts.next(), parts.next()) else {
+            continue;
+        };
         if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
             let _ = docker(&["rm", "-f", "-v", id]).await;
         }
