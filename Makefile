@@ -13,6 +13,7 @@ VERSIONS ?= 14,15,16,17,18
 MAJORS   := $(subst $(comma), ,$(VERSIONS))
 CARGO    ?= cargo
 BENCH_RUNS ?= 20
+BENCH_REHEARSAL_VERSIONS ?= 17
 
 export PHANTOM_PG_VERSIONS := $(VERSIONS)
 
@@ -35,6 +36,7 @@ matrix: tools images
 
 bench: tools images
 	$(CARGO) run --quiet --bin phantom-sync -- bench provision --versions $(VERSIONS) --runs $(BENCH_RUNS)
+	$(CARGO) run --quiet --bin phantom-sync -- bench rehearsal --versions $(BENCH_REHEARSAL_VERSIONS) --rows 1000000
 
 images: tools
 	bash src/harness/image/build.sh $(MAJORS)
@@ -44,7 +46,8 @@ lint:
 	$(CARGO) fmt --check
 
 review:
-	$(CARGO) insta review --snapshot-path snapshots 2>/dev/null || $(CARGO) insta review
+	@command -v cargo-insta >/dev/null 2>&1 || $(CARGO) install cargo-insta --locked
+	$(CARGO) insta review
 
 # Removes containers left by harness processes (a safety net; each process's
 # own watcher normally removes its containers when it exits).

@@ -124,6 +124,14 @@ enum BenchCommand {
         #[arg(long, default_value_t = 20)]
         runs: usize,
     },
+    /// The rehearsal's wall time by phase, on the built-in incident and with many rows.
+    Rehearsal {
+        #[arg(long, default_value = "17")]
+        versions: String,
+        /// Rows in `collections` for the large run.
+        #[arg(long, default_value_t = 1_000_000)]
+        rows: u64,
+    },
 }
 
 #[derive(Args)]
@@ -320,6 +328,19 @@ async fn run(command: Command) -> Result<u8, Error> {
             let majors = image::parse_versions(&versions)?;
             let figures = bench::provision(&majors, runs).await?;
             print!("{}", bench::render(&figures));
+            Ok(0)
+        }
+        Command::Bench {
+            what: BenchCommand::Rehearsal { versions, rows },
+        } => {
+            println!("| major | collections rows | phase | wall ms |\n|---|---|---|---|");
+            for major in image::parse_versions(&versions)? {
+                for n in [48, rows] {
+                    for (phase, ms) in rehearse::benchmark(major, n).await? {
+                        println!("| {major} | {n} | {phase} | {ms} |");
+                    }
+                }
+            }
             Ok(0)
         }
         Command::Matrix {

@@ -375,3 +375,60 @@ fn write_outputs(r: &Rehearsal, out: &Path) -> Result<()> {
         &serde_json::to_string_pretty(r).unwrap_or_default(),
     )
 }
+
+/// `phantom-sync bench rehearsal`: the rehearsal's wall time by phase, on
+/// the built-in incident with `collections` rows in `collections`, captured
+/// from a stand-in production container through `--db-url`.
+pub async fn benchmark(major: u8, collections: u64) -> Result<Vec<(String, u128)>> {
+    let path = PathBuf::from("scenarios").join(format!("{BUILT_IN}.toml"));
+    let mut scenario = crate::scenario::Scenario::load(&path)?;
+    scenario
+        .state
+        .data_scale
+        .insert("fixture.collections".into(), collections);
+    let project = scenario.project()?;
+    let server =
+        crate::harness::PgServer::start(major, crate::harness::ServerOptions::default()).await?;
+    let result = async {
+        let production = Database::create(&server, "production").await?;
+        let mut conn = production.connect().await?;
+        crate::scenario::build_state(&scenario, &project, &mut conn).await?;
+        drop(conn);
+        let out = crate::predict::tempdir("bench-rehearsal")?;
+        let args = RehearseArgs {
+            db_url: Some(server.url(&production.name)),
+            dump: None,
+            major,
+            migrations: Some(scenario.migrations_dir()),
+            schema_only: false,
+            out: out.clone(),
+            quiet: true,
+            json: false,
+        };
+        let rehearsal = rehearse(&args).await;
+        let _ = std::fs::remove_dir_all(&out);
+        let rehearsal = rehearsal?;
+        if !rehearsal.passed {
+            return Err(Error::Invalid(format!(
+                "the benchmark's rehearsal failed: {:?}",
+                rehearsal.error
+            )));
+        }
+        let mut phases = rehearsal.timings_ms;
+        if let Some(journal) = &rehearsal.journal {
+            let backup: u128 = journal
+                .phase(crate::plan::Phase::Backup)
+                .map(|e| e.duration_ms)
+                .sum();
+            phases.push(("  of which Phase 1 (backup)".into(), backup));
+            phases.push((
+                "  of which Phases 2-4 (outside the backup)".into(),
+                journal.total_ms() - backup,
+            ));
+        }
+        Ok(phases)
+    }
+    .await;
+    server.stop().await?;
+    result
+}

@@ -24,29 +24,6 @@ use crate::harness::Database;
 use crate::target::Target;
 use crate::{Error, Result};
 
-/// Schemas of the Supabase platform and of the local shim, which a backup
-/// leaves to the platform. The catalog skips the same ones plus
-/// `supabase_migrations`, which a backup keeps: the ledger is part of it.
-const PLATFORM_SCHEMAS: &[&str] = &[
-    "auth",
-    "extensions",
-    "storage",
-    "realtime",
-    "graphql",
-    "graphql_public",
-    "vault",
-    "pgsodium",
-    "pgsodium_masks",
-    "supabase_functions",
-    "net",
-    "cron",
-    "pgbouncer",
-    "pgtle",
-    "_realtime",
-    "_analytics",
-    "_supavisor",
-];
-
 /// Where PostgreSQL's client programs run: inside the harness container that
 /// serves the target (`docker exec`, fast), or in a throw-away container of
 /// the right major's image (`docker run --rm --network host`).
@@ -75,7 +52,12 @@ impl Default for DumpScope {
     /// ones); keeps `public`, the project's own schemas and `supabase_migrations`.
     fn default() -> Self {
         DumpScope {
-            exclude_schemas: PLATFORM_SCHEMAS.iter().map(|s| s.to_string()).collect(),
+            // The catalog's platform schemas, less the ledger's: the ledger is part of a backup.
+            exclude_schemas: crate::catalog::PLATFORM_SCHEMAS
+                .iter()
+                .filter(|s| **s != crate::ledger::SCHEMA)
+                .map(|s| s.to_string())
+                .collect(),
             schema_only: false,
         }
     }

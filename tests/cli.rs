@@ -115,6 +115,8 @@ fn unreachable_database_exits_3_without_the_password() {
         "list",
         "--db-url",
         "postgres://app:s3cret-pw@127.0.0.1:1/app",
+        "--migrations",
+        "scenarios/prompt-manager/supabase/migrations",
     ]);
     let all = text(&out);
     assert_eq!(out.status.code(), Some(3), "{all}");

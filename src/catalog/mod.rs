@@ -27,8 +27,9 @@ pub use diff::{Change, Difference, diff};
 /// Schemas that belong to the Supabase platform (or its local shim), never
 /// to a project's migrations. System schemas (`pg_catalog`,
 /// `information_schema`, `pg_toast*`, `pg_temp*`, every `pg_*`) are always
-/// skipped and need not be listed.
-const PLATFORM_SCHEMAS: &[&str] = &[
+/// skipped and need not be listed. (The ledger's schema is listed too: it is
+/// compared on its own, and a backup keeps it — see `tools::DumpScope`.)
+pub(crate) const PLATFORM_SCHEMAS: &[&str] = &[
     "auth",
     "extensions",
     "storage",
