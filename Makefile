@@ -56,7 +56,7 @@ sweep:
 	if [ -n "$$ids" ]; then \
 		for id in $$ids; do \
 			pid=$$(docker inspect -f '{{ index .Config.Labels "phantom-sync.owner-pid" }}' $$id 2>/dev/null); \
-			[ -d /proc/$$pid ] || docker rm -f -v $$id >/dev/null; \
+			[ -d /proc/$$pid ] || docker rm -f -v $$id >/dev/null 2>&1 || true; \
 		done; \
 	fi; \
 	sleep 1; \

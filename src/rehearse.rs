@@ -103,6 +103,12 @@ pub async fn rehearse(args: &RehearseArgs) -> Result<Rehearsal> {
     let clock = Instant::now();
     std::fs::create_dir_all(&args.out).map_err(Error::io("create", &args.out))?;
     let dump = args.out.join("capture.dump");
+    let say = |step: &str| {
+        if !args.quiet && !args.json {
+            eprintln!("rehearse: {step}");
+        }
+    };
+    say("capturing (read-only)…");
     let capture = capture(args, &dump).await?;
     let (source, major, migrations) = (
         capture.source.clone(),
@@ -112,12 +118,17 @@ pub async fn rehearse(args: &RehearseArgs) -> Result<Rehearsal> {
     timings.push(("capture".to_string(), clock.elapsed().as_millis()));
 
     let clock = Instant::now();
+    say(&format!(
+        "restoring the capture into a PostgreSQL {} copy…",
+        capture.major
+    ));
     let copy = restore_copy(&capture, &dump, "rehearsal").await?;
     timings.push(("restore".to_string(), clock.elapsed().as_millis()));
 
     let clock = Instant::now();
     let options = RepairOptions::new(&migrations, &args.out.join("backup"));
     let tools = PgTools::for_database(&copy);
+    say("diagnose → plan → predict → backup → repair → verify on the copy…");
     let mut outcome = repair(&copy.target(), &tools, &options).await;
     timings.push(("repair".to_string(), clock.elapsed().as_millis()));
     // The journal's target is a throw-away copy; name what it stands for.
@@ -173,6 +184,7 @@ pub async fn rehearse(args: &RehearseArgs) -> Result<Rehearsal> {
             Procedure::DroppedTables(Vec::new()),
             Procedure::Ledger,
         ] {
+            say(&format!("drill: {}…", procedure.title()));
             let report = drill(&capture, &dump, &args.out, procedure).await?;
             rehearsal.passed &= report.restored();
             rehearsal.drills.push(report);
@@ -224,6 +236,7 @@ async fn capture(args: &RehearseArgs, dump: &Path) -> Result<Capture> {
     }
     if let Some(file) = &args.dump {
         crate::harness::image::check_major(args.major)?;
+        check_archive(file)?;
         std::fs::copy(file, dump).map_err(Error::io("copy", file))?;
         let migrations = args
             .migrations
@@ -258,6 +271,29 @@ async fn capture(args: &RehearseArgs, dump: &Path) -> Result<Capture> {
         migrations,
         users: Some(users),
     })
+}
+
+/// A `--dump` file must be a pg_dump custom-format archive ("PGDMP" magic).
+fn check_archive(file: &Path) -> Result<()> {
+    use std::io::Read;
+    let mut head = [0u8; 512];
+    let n = std::fs::File::open(file)
+        .and_then(|mut f| f.read(&mut head))
+        .map_err(Error::io("read", file))?;
+    let head = &head[..n];
+    if head.starts_with(b"PGDMP") {
+        return Ok(());
+    }
+    let text = String::from_utf8_lossy(head);
+    let what = if text.contains("PostgreSQL database dump") {
+        "a plain-format (SQL) dump, which phantom-sync cannot restore selectively yet"
+    } else {
+        "not a pg_dump archive"
+    };
+    Err(Error::Invalid(format!(
+        "--dump {}: {what} (hint: make a custom-format dump of the whole database: pg_dump -Fc \"$PHANTOM_DB_URL\" > prod.dump)",
+        file.display()
+    )))
 }
 
 /// Ids of `auth.users`, read-only; empty when there is no such table.

@@ -2,7 +2,7 @@
 //! unmodified testcontainers-modules `Postgres` image drives it, with the
 //! default credentials (baked cluster) and with others (initdb + init scripts).
 
-use phantom_sync::harness::image;
+use phantom_sync::harness::{image, server};
 use sqlx::Connection;
 use testcontainers_modules::postgres::Postgres;
 use testcontainers_modules::testcontainers::ImageExt;
@@ -21,6 +21,8 @@ async fn unmodified_postgres_module_runs_the_local_image() -> TestResult {
     let container = Postgres::default()
         .with_name(image::LOCAL_REPOSITORY)
         .with_tag(major.to_string())
+        // So that `make test`'s sweep finds it should this test die before `rm`.
+        .with_label(server::OWNER_LABEL, std::process::id().to_string())
         .start()
         .await?;
     let port = container.get_host_port_ipv4(5432).await?;
@@ -53,6 +55,8 @@ async fn other_credentials_and_init_scripts_are_honoured() -> TestResult {
         )
         .with_name(image::LOCAL_REPOSITORY)
         .with_tag(major.to_string())
+        // So that `make test`'s sweep finds it should this test die before `rm`.
+        .with_label(server::OWNER_LABEL, std::process::id().to_string())
         .start()
         .await?;
     let port = container.get_host_port_ipv4(5432).await?;
