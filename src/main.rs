@@ -107,6 +107,9 @@ enum Command {
         versions: String,
         #[arg(long, default_value = "scenarios")]
         scenarios: PathBuf,
+        /// Scenarios run at the same time on a major.
+        #[arg(long, default_value_t = 2)]
+        parallel: usize,
     },
     /// Build the offline PostgreSQL images.
     Images {
@@ -346,11 +349,12 @@ async fn run(command: Command) -> Result<u8, Error> {
         Command::Matrix {
             versions,
             scenarios,
+            parallel,
         } => {
             let majors = image::parse_versions(&versions)?;
             print!(
                 "{}",
-                phantom_sync::matrix::run_all(&scenarios, &majors).await?
+                phantom_sync::matrix::run_all(&scenarios, &majors, parallel).await?
             );
             Ok(0)
         }

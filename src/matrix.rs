@@ -87,6 +87,9 @@ async fn run_on(
     let backup_dir = crate::predict::tempdir(&scenario.name)?;
     let mut options = RepairOptions::new(&scenario.migrations_dir(), &backup_dir);
     options.faults = scenario.faults::<Faults>()?;
+    if let Some(ms) = scenario.procedure.lock_timeout_ms {
+        options.plan.lock_timeout_ms = ms;
+    }
     if let Some(writes) = &scenario.procedure.concurrent_writes {
         options.verify.live_tables.push(writes.table.clone());
     }
@@ -314,6 +317,8 @@ struct Runner<'a> {
     repair_ms: u128,
     /// A repair reported success without Phase 1 having run.
     unbacked: bool,
+    /// The scenario's lock is held for the first run only (the retry must succeed).
+    lock_released: bool,
 }
 
 impl<'a> Runner<'a> {
@@ -334,6 +339,7 @@ impl<'a> Runner<'a> {
             backup_ms: 0,
             repair_ms: 0,
             unbacked: false,
+            lock_released: false,
         }
     }
 
@@ -373,6 +379,7 @@ impl<'a> Runner<'a> {
                 let mut again = self.options.clone();
                 again.faults = Faults::default();
                 again.backup_dir = self.options.backup_dir.join("again");
+                self.lock_released = true;
                 let second = self.repair_once(again).await?;
                 if let Some(then) = &self.scenario.expect.then
                     && &second.0 != then
@@ -573,7 +580,13 @@ impl<'a> Runner<'a> {
     }
 
     async fn hold_lock(&self) -> Result<Option<sqlx::PgConnection>> {
-        let Some(hold) = &self.scenario.procedure.hold_lock else {
+        let Some(hold) = self
+            .scenario
+            .procedure
+            .hold_lock
+            .as_ref()
+            .filter(|_| !self.lock_released)
+        else {
             return Ok(None);
         };
         let mut conn = self.db.connect().await?;
@@ -606,34 +619,62 @@ impl<'a> Runner<'a> {
     }
 }
 
-/// `make matrix`: every scenario on every major, with wall times.
-pub async fn run_all(dir: &std::path::Path, majors: &[u8]) -> Result<String> {
+/// `make matrix`: every scenario on every major, with wall times. Runs
+/// `parallel` scenarios at a time on a major (as `cargo test` does on two
+/// cores) and reports each scenario's own wall time and each major's total
+/// elapsed time.
+pub async fn run_all(dir: &std::path::Path, majors: &[u8], parallel: usize) -> Result<String> {
     let scenarios = crate::scenario::load_all(dir)?;
     let mut out = String::from(
         "| scenario | major | outcome | wall ms | backup ms | repair ms (outside backup) | invariants |\n|---|---|---|---|---|---|---|\n",
     );
-    let mut totals: Vec<(u8, u128)> = majors.iter().map(|m| (*m, 0)).collect();
+    let mut totals = Vec::new();
     for &major in majors {
-        for s in &scenarios {
-            let run = run_scenario(s, major).await?;
-            let ms = run.elapsed.as_millis();
-            if let Some(t) = totals.iter_mut().find(|(m, _)| *m == major) {
-                t.1 += ms;
-            }
-            let ok = if run.violations.is_empty() && run.outcome == s.expect.outcome {
+        crate::harness::PgServer::shared(major).await?;
+        let clock = Instant::now();
+        let gate = std::sync::Arc::new(tokio::sync::Semaphore::new(parallel.max(1)));
+        let mut tasks = tokio::task::JoinSet::new();
+        for (index, s) in scenarios.iter().cloned().enumerate() {
+            let gate = gate.clone();
+            tasks.spawn(async move {
+                let _permit = gate.acquire_owned().await;
+                (index, run_scenario(&s, major).await)
+            });
+        }
+        let mut runs: Vec<(usize, ScenarioRun)> = Vec::new();
+        while let Some(joined) = tasks.join_next().await {
+            let (index, run) = joined.map_err(|e| Error::Environment(e.to_string()))?;
+            let run = run?;
+            eprintln!(
+                "{} on {major}: {} ms",
+                run.scenario,
+                run.elapsed.as_millis()
+            );
+            runs.push((index, run));
+        }
+        runs.sort_by_key(|(index, _)| *index);
+        for (index, run) in runs {
+            let expected = &scenarios[index].expect.outcome;
+            let ok = if run.violations.is_empty() && run.outcome == *expected {
                 "hold"
             } else {
                 "VIOLATED"
             };
             let _ = writeln!(
                 out,
-                "| {} | {major} | {:?} | {ms} | {} | {} | {ok} |",
-                s.name, run.outcome, run.backup_ms, run.repair_ms
+                "| {} | {major} | {:?} | {} | {} | {} | {ok} |",
+                run.scenario,
+                run.outcome,
+                run.elapsed.as_millis(),
+                run.backup_ms,
+                run.repair_ms
             );
-            eprintln!("{} on {major}: {ms} ms", s.name);
         }
+        totals.push((major, clock.elapsed().as_millis()));
     }
-    out.push_str("\n| major | total wall ms |\n|---|---|\n");
+    out.push_str(&format!(
+        "\n| major | whole catalogue, wall ms ({parallel} at a time) |\n|---|---|\n"
+    ));
     for (major, ms) in totals {
         let _ = writeln!(out, "| {major} | {ms} |");
     }

@@ -1,8 +1,9 @@
 //! Scenario databases: each test or rehearsal step gets its own database,
 //! cloned from a template that already holds the Supabase shim
 //! (`CREATE DATABASE … TEMPLATE …`). PostgreSQL refuses to clone a template
-//! while anything is connected to it, so clones on one server are serialised
-//! and the template is never left with an open connection.
+//! while anything is connected to it, so the template is built once per
+//! server under a lock and never left with an open connection; clones then
+//! run concurrently (retried if a stray session holds the template).
 
 use std::collections::BTreeMap;
 use std::sync::{Mutex, OnceLock};
@@ -118,8 +119,8 @@ impl Database {
     }
 }
 
-/// Serialises template work per server (keyed by container id).
-fn clone_lock(server: &PgServer) -> std::sync::Arc<tokio::sync::Mutex<bool>> {
+/// Serialises building the template, per server (keyed by container id).
+fn template_lock(server: &PgServer) -> std::sync::Arc<tokio::sync::Mutex<bool>> {
     static LOCKS: OnceLock<Mutex<BTreeMap<String, std::sync::Arc<tokio::sync::Mutex<bool>>>>> =
         OnceLock::new();
     let mut map = LOCKS
@@ -134,7 +135,7 @@ async fn ensure_template(server: &PgServer) -> Result<&'static str> {
     if !shim_enabled() {
         return Ok(BARE_TEMPLATE);
     }
-    let lock = clone_lock(server);
+    let lock = template_lock(server);
     let mut ready = lock.lock().await;
     if *ready {
         return Ok(TEMPLATE);
@@ -185,15 +186,15 @@ async fn clone_template(server: &PgServer, template: &str, name: &str) -> Result
         "CREATE DATABASE {} TEMPLATE {template}{strategy}",
         quote(name)
     );
-    let lock = clone_lock(server);
+    // Clones run concurrently: nothing ever stays connected to the template
+    // once `ensure_template` has returned, and a clone racing with a stray
+    // session is retried.
     let mut admin = server.target("postgres").connect().await?;
     let mut attempt = 0;
     let result = loop {
-        let guard = lock.lock().await;
         let outcome = sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
             .execute(&mut admin)
             .await;
-        drop(guard);
         match outcome {
             Err(e) if is_template_busy(&e) && attempt < 50 => {
                 attempt += 1;

@@ -154,6 +154,8 @@ pub struct Procedure {
     /// Stop the repair after every step in turn, then run it again to the end.
     #[serde(default)]
     pub kill_at_every_step: bool,
+    /// The repair's `lock_timeout` in milliseconds (default 10,000, as the CLI's).
+    pub lock_timeout_ms: Option<u64>,
 }
 
 /// The procedures a scenario can run.
