@@ -452,14 +452,16 @@ pub async fn benchmark(major: u8, collections: u64) -> Result<Vec<(String, u128)
         }
         let mut phases = rehearsal.timings_ms;
         if let Some(journal) = &rehearsal.journal {
-            let backup: u128 = journal
-                .phase(crate::plan::Phase::Backup)
-                .map(|e| e.duration_ms)
-                .sum();
-            phases.push(("  of which Phase 1 (backup)".into(), backup));
+            use crate::plan::Phase;
+            let sum = |phase: Phase| journal.phase(phase).map(|e| e.duration_ms).sum::<u128>();
+            phases.push(("  repair: Phase 1 (backup)".into(), sum(Phase::Backup)));
             phases.push((
-                "  of which Phases 2-4 (outside the backup)".into(),
-                journal.total_ms() - backup,
+                "  repair: Phases 2-3 (ledger repair, re-apply)".into(),
+                sum(Phase::LedgerRepair) + sum(Phase::Reapply),
+            ));
+            phases.push((
+                "  repair: Phase 4 (verify, re-checksums preserved tables)".into(),
+                sum(Phase::Verify),
             ));
         }
         Ok(phases)
