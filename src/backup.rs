@@ -37,6 +37,7 @@ use sha2::{Digest, Sha256};
 use sqlx::{AssertSqlSafe, Connection, PgConnection};
 
 use crate::error::{Error, Result};
+use crate::sql::quote_ident;
 
 // ───────────────────────── Table fingerprints (Step 1.3) ─────────────────────────
 // Row counts and content checksums of the tables that must survive the repair.
@@ -232,11 +233,6 @@ fn row_alias(columns: &[String]) -> String {
         alias.push('_');
     }
     alias
-}
-
-/// An identifier in double quotes, inner quotes doubled.
-pub(crate) fn quote_ident(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
 }
 
 /// The published checksum: SHA-256 over the count and the hash sum.

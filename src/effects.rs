@@ -13,6 +13,7 @@ use sqlx::postgres::PgConnection;
 
 use crate::catalog::{Catalog, CatalogOptions, Difference, diff};
 use crate::project::{Migration, Project};
+use crate::sql::{quote_ident, quote_literal};
 use crate::{Error, Result};
 
 /// The effects of every local migration, in version order.
@@ -157,13 +158,13 @@ pub async fn project_rows(
     };
     let pairs: Vec<String> = columns
         .iter()
-        .map(|c| format!("{}, t.{}", literal(c), ident(c)))
+        .map(|c| format!("{}, t.{}", quote_literal(c), quote_ident(c)))
         .collect();
     let sql = format!(
         "SELECT jsonb_build_object({})::text FROM {}.{} t",
         pairs.join(", "),
-        ident(schema),
-        ident(name)
+        quote_ident(schema),
+        quote_ident(name)
     );
     let mut rows: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
         .fetch_all(&mut *conn)
@@ -220,14 +221,6 @@ pub(crate) fn owner_table(key: &str, definition: &str, tables: &[String]) -> Opt
         })
         .max_by_key(|t| t.len())
         .cloned()
-}
-
-pub(crate) fn ident(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
-}
-
-pub(crate) fn literal(text: &str) -> String {
-    format!("'{}'", text.replace('\'', "''"))
 }
 
 pub(crate) fn first_line(statement: &str) -> String {

@@ -32,6 +32,7 @@ pub mod report;
 pub mod rollback;
 pub mod scenario;
 pub mod split;
+mod sql;
 pub mod target;
 pub mod tools;
 pub mod verify;

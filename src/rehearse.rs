@@ -366,7 +366,11 @@ async fn drill(
             let mut conn = target.connect().await?;
             for table in set.data.tables.keys() {
                 let (schema, name) = table.split_once('.').unwrap_or(("public", table));
-                let sql = format!("DROP TABLE IF EXISTS \"{schema}\".\"{name}\" CASCADE");
+                let sql = format!(
+                    "DROP TABLE IF EXISTS {}.{} CASCADE",
+                    crate::sql::quote_ident(schema),
+                    crate::sql::quote_ident(name)
+                );
                 sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
                     .execute(&mut conn)
                     .await

@@ -7,8 +7,9 @@ use std::time::{Duration, Instant};
 
 use sqlx::Connection;
 
-use super::database::{Database, SUPABASE_SHIM, quote};
+use super::database::{Database, SUPABASE_SHIM};
 use super::server::{PgServer, ServerOptions, unique};
+use crate::sql::quote_ident;
 use crate::{Error, Result};
 
 /// Timings of one major.
@@ -75,7 +76,7 @@ async fn from_scratch(server: &PgServer) -> Result<Duration> {
     let mut admin = server.target("postgres").connect().await?;
     sqlx::query(sqlx::AssertSqlSafe(format!(
         "CREATE DATABASE {} TEMPLATE template0",
-        quote(&name)
+        quote_ident(&name)
     )))
     .execute(&mut admin)
     .await
@@ -89,7 +90,7 @@ async fn from_scratch(server: &PgServer) -> Result<Duration> {
     conn.close().await.ok();
     sqlx::query(sqlx::AssertSqlSafe(format!(
         "DROP DATABASE {} WITH (FORCE)",
-        quote(&name)
+        quote_ident(&name)
     )))
     .execute(&mut admin)
     .await

@@ -13,6 +13,7 @@ use sqlx::Connection;
 use sqlx::postgres::PgConnection;
 
 use super::server::{PgServer, unique};
+use crate::sql::quote_ident;
 use crate::target::Target;
 use crate::{Error, Result};
 
@@ -89,7 +90,7 @@ impl Database {
             if exists {
                 continue;
             }
-            let sql = format!("CREATE ROLE {} NOLOGIN", quote(role));
+            let sql = format!("CREATE ROLE {} NOLOGIN", quote_ident(role));
             if let Err(e) = sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
                 .execute(&mut conn)
                 .await
@@ -109,7 +110,7 @@ impl Database {
         let mut admin = self.server.target("postgres").connect().await?;
         sqlx::query(sqlx::AssertSqlSafe(format!(
             "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-            quote(&self.name)
+            quote_ident(&self.name)
         )))
         .execute(&mut admin)
         .await
@@ -184,7 +185,7 @@ async fn clone_template(server: &PgServer, template: &str, name: &str) -> Result
     };
     let sql = format!(
         "CREATE DATABASE {} TEMPLATE {template}{strategy}",
-        quote(name)
+        quote_ident(name)
     );
     // Clones run concurrently: nothing ever stays connected to the template
     // once `ensure_template` has returned, and a clone racing with a stray
@@ -233,11 +234,6 @@ fn sanitise(label: &str) -> String {
     }
 }
 
-/// Quotes an identifier for SQL.
-pub(crate) fn quote(ident: &str) -> String {
-    format!("\"{}\"", ident.replace('"', "\"\""))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -246,6 +242,6 @@ mod tests {
     fn database_names_are_safe_identifiers() {
         assert_eq!(sanitise("Plan's exact state"), "s_plan_s_exact_state");
         assert_eq!(sanitise(""), "db");
-        assert_eq!(quote("a\"b"), "\"a\"\"b\"");
+        assert_eq!(quote_ident("a\"b"), "\"a\"\"b\"");
     }
 }

@@ -13,6 +13,7 @@ use super::{Origin, Scenario, State, validate};
 use crate::error::{Error, Result};
 use crate::ledger::{self, Ledger};
 use crate::project::{Migration, Project};
+use crate::sql::quote_literal;
 
 /// SQLSTATE 57014, `query_canceled`: what a statement timeout raises.
 const QUERY_CANCELED: &str = "57014";
@@ -279,8 +280,8 @@ async fn commit_then_rollback(
 async fn hand_edited(conn: &mut PgConnection, migration: &Migration) -> Result<()> {
     let sql = format!(
         "INSERT INTO supabase_migrations.schema_migrations (version, name) VALUES ({}, {})",
-        literal(&migration.version),
-        literal(&migration.name)
+        quote_literal(&migration.version),
+        quote_literal(&migration.name)
     );
     sqlx::raw_sql(AssertSqlSafe(sql))
         .execute(&mut *conn)
@@ -290,11 +291,6 @@ async fn hand_edited(conn: &mut PgConnection, migration: &Migration) -> Result<(
             migration.version
         )))?;
     Ok(())
-}
-
-/// A SQL string literal (standard_conforming_strings: only `'` needs doubling).
-fn literal(text: &str) -> String {
-    format!("'{}'", text.replace('\'', "''"))
 }
 
 /// Pushes `migrations` in a transaction, reads the ledger it leaves (the newer

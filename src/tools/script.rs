@@ -7,6 +7,7 @@
 //! and put back, item by item in their order, just before it commits.
 
 use super::guard::SchemaRestore;
+use crate::sql::{quote_ident, quote_literal};
 
 /// Opens the transaction and lifts the default privileges the restoring role
 /// has globally and in `schemas` (those that survive the restore); the
@@ -120,16 +121,6 @@ pub(crate) fn table_absent(schema: &str, table: &str) -> String {
 /// `"schema"."table"`, for `to_regclass`.
 pub(crate) fn qualified(schema: &str, table: &str) -> String {
     format!("{}.{}", quote_ident(schema), quote_ident(table))
-}
-
-/// An identifier in double quotes.
-pub(crate) fn quote_ident(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
-}
-
-/// A string literal in single quotes (standard_conforming_strings is on).
-pub(crate) fn quote_literal(text: &str) -> String {
-    format!("'{}'", text.replace('\'', "''"))
 }
 
 #[cfg(test)]
