@@ -165,42 +165,26 @@ fn a_missing_migrations_folder_is_named() {
     assert!(all.contains("no/such/dir"), "{all}");
 }
 
-#[test]
-fn rehearsing_a_file_that_is_not_a_dump_names_it() {
-    let out = std::env::temp_dir().join(format!("phantom-cli-notdump-{}", std::process::id()));
-    let result = phantom_sync(&[
-        "rehearse",
-        "--dump",
-        "README.md",
-        "--out",
-        &out.to_string_lossy(),
-    ]);
-    let all = text(&result);
-    std::fs::remove_dir_all(&out).ok();
-    assert_eq!(result.status.code(), Some(2), "{all}");
-    assert!(
-        all.contains("--dump README.md: not a pg_dump archive") && all.contains("pg_dump -Fc"),
-        "{all}"
-    );
-}
-
-#[test]
-fn an_unsupported_major_is_refused_with_the_supported_ones() {
-    let dir = std::env::temp_dir().join(format!("phantom-cli-major-{}", std::process::id()));
-    let out = phantom_sync(&[
-        "rehearse",
-        "--dump",
-        "README.md",
-        "--major",
-        "13",
-        "--out",
-        &dir.to_string_lossy(),
-    ]);
+#[rstest::rstest]
+#[case::not_a_dump(&["--dump", "README.md"], &["--dump README.md: not a pg_dump archive", "pg_dump -Fc"])]
+#[case::unsupported_major(
+    &["--dump", "README.md", "--major", "13"],
+    &["PostgreSQL 13 is not supported", "14, 15, 16, 17 and 18"]
+)]
+fn rehearse_refuses_bad_input_with_exit_2(#[case] args: &[&str], #[case] expected: &[&str]) {
+    let dir = std::env::temp_dir().join(format!(
+        "phantom-cli-rehearse-{}-{}",
+        std::process::id(),
+        args.len()
+    ));
+    let dir_arg = dir.to_string_lossy().to_string();
+    let mut all_args = vec!["rehearse", "--out", dir_arg.as_str()];
+    all_args.extend_from_slice(args);
+    let out = phantom_sync(&all_args);
     let all = text(&out);
     std::fs::remove_dir_all(&dir).ok();
     assert_eq!(out.status.code(), Some(2), "{all}");
-    assert!(
-        all.contains("PostgreSQL 13 is not supported") && all.contains("14, 15, 16, 17 and 18"),
-        "{all}"
-    );
+    for needle in expected {
+        assert!(all.contains(needle), "missing {needle:?} in:\n{all}");
+    }
 }
