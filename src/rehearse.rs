@@ -252,7 +252,14 @@ async fn capture(args: &RehearseArgs, dump: &Path) -> Result<Capture> {
     // The built-in incident: the plan's state, built for real on a stand-in "production".
     let major = 17;
     let scenarios = PathBuf::from("scenarios");
-    let scenario = crate::scenario::Scenario::load(&scenarios.join(format!("{BUILT_IN}.toml")))?;
+    let built_in = scenarios.join(format!("{BUILT_IN}.toml"));
+    if !built_in.is_file() {
+        return Err(Error::Invalid(format!(
+            "{}: the built-in incident is not here (hint: run `phantom-sync rehearse` from the phantom-sync repository's root, or rehearse your own database with --db-url URL or --dump FILE)",
+            built_in.display()
+        )));
+    }
+    let scenario = crate::scenario::Scenario::load(&built_in)?;
     let migrations = scenario.migrations_dir();
     let project = crate::project::Project::load(&migrations)?;
     let production = Database::fresh(major, "production").await?;
