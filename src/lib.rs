@@ -4,11 +4,14 @@
 //!
 //! Data flows one way: a migrations folder ([`project`], [`split`]) and a live
 //! database ([`ledger`], [`catalog`]) → the effects each migration should have
-//! ([`effects`]) → a [`diagnose`]d status per migration → a [`plan`] →
-//! its execution with a journal ([`execute`]), [`verify`] and [`rollback`] →
-//! a [`report`]. The [`harness`] starts ephemeral PostgreSQL for tests and
-//! rehearsals, and [`scenario`] builds broken states on it; both call the
-//! engine exactly as the CLI does.
+//! ([`effects`], read together by [`inspect`]) → a [`diagnose`]d status per
+//! migration → a [`plan`], tried first on a copy ([`predict`]) → its execution
+//! with a [`journal`] ([`execute`]) after a [`backup`], then [`verify`] and,
+//! if needed, [`rollback`] → a [`report`]. [`repair`] runs that chain as the
+//! CLI does, and [`rehearse`] runs it on an ephemeral copy of a captured
+//! database. The [`harness`] starts ephemeral PostgreSQL; [`scenario`] builds
+//! broken states on it and [`matrix`] runs the engine against them, exactly as
+//! the CLI does. [`tools`] runs pg_dump and friends of the server's own major.
 #![forbid(unsafe_code)]
 
 pub mod backup;
