@@ -129,6 +129,21 @@ impl DataSnapshot {
         Ok(snapshot)
     }
 
+    /// Like [`DataSnapshot::compare`], except that the `growing` tables —
+    /// written by the application during a repair, or altered by a migration
+    /// it re-applies — count as preserved as long as they lost no row.
+    pub fn compare_allowing_growth(
+        &self,
+        after: &DataSnapshot,
+        growing: &[String],
+    ) -> Vec<TableComparison> {
+        let mut comparison = self.compare(after);
+        for c in comparison.iter_mut().filter(|c| growing.contains(&c.table)) {
+            c.preserved = c.after.as_ref().is_some_and(|a| a.rows >= c.before.rows);
+        }
+        comparison
+    }
+
     /// Compares each table of `self` (before) with `after`, in table order.
     pub fn compare(&self, after: &DataSnapshot) -> Vec<TableComparison> {
         self.tables

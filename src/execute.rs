@@ -16,8 +16,9 @@ use crate::diagnose::diagnose;
 use crate::effects::{Effects, db_message, first_line};
 use crate::journal::{Journal, JournalEntry, Outcome, now_ms};
 use crate::ledger::{self, Ledger};
-use crate::plan::{Action, Plan, Step};
+use crate::plan::{Action, Plan, Step, short_fingerprint};
 use crate::project::{Migration, Project};
+use crate::sql::sql_state;
 use crate::target::Target;
 use crate::tools::PgTools;
 use crate::{Error, Result};
@@ -123,8 +124,8 @@ async fn run(plan: &Plan, ctx: &Context<'_>, journal: &mut Journal) -> Result<()
     };
     if live != plan.fingerprint {
         return Err(Error::StalePlan {
-            planned: short(&plan.fingerprint),
-            live: short(&live),
+            planned: short_fingerprint(&plan.fingerprint),
+            live: short_fingerprint(&live),
         });
     }
     let mut before: Option<DataSnapshot> = None;
@@ -173,10 +174,6 @@ pub async fn live_fingerprint(conn: &mut PgConnection, ctx: &Context<'_>) -> Res
     let ledger = Ledger::read(conn).await?;
     let live = Catalog::introspect(conn, &ctx.catalog_options).await?;
     Ok(diagnose(ctx.project, &ledger, &live, ctx.effects).fingerprint)
-}
-
-fn short(fingerprint: &str) -> String {
-    fingerprint.chars().take(12).collect()
 }
 
 fn skipped_by_fault(step: &Step, faults: &Faults) -> bool {
@@ -416,18 +413,9 @@ async fn apply(conn: &mut PgConnection, m: &Migration, ctx: &Context<'_>) -> Res
         .map_err(|e| classify(&version, m.statements.len(), "COMMIT", e))
 }
 
-fn sql_state(e: &sqlx::Error) -> Option<String> {
-    e.as_database_error()
-        .and_then(|d| d.code())
-        .map(|c| c.to_string())
-}
-
 /// Maps a failed statement onto the plan's troubleshooting cases.
 fn classify(version: &str, statement_index: usize, statement: &str, e: sqlx::Error) -> Error {
-    let code = e
-        .as_database_error()
-        .and_then(|d| d.code())
-        .map(|c| c.to_string());
+    let code = sql_state(&e);
     let message = db_message(&e);
     let statement = first_line(statement);
     let version = version.to_string();

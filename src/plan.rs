@@ -144,6 +144,11 @@ impl Plan {
     }
 }
 
+/// The first 12 hex digits of a fingerprint, as plans and journals show it.
+pub fn short_fingerprint(fingerprint: &str) -> String {
+    fingerprint.chars().take(12).collect()
+}
+
 /// Makes the plan for `diagnosis`.
 pub fn plan(project: &Project, diagnosis: &Diagnosis, options: &PlanOptions) -> Plan {
     let mut steps = backup_steps();

@@ -8,7 +8,7 @@ use crate::catalog::CatalogOptions;
 use crate::execute::{Context, Failure, Faults, execute};
 use crate::inspect::{Inspection, inspect};
 use crate::journal::Journal;
-use crate::plan::{Plan, PlanOptions, plan};
+use crate::plan::{Plan, PlanOptions, plan, short_fingerprint};
 use crate::predict::predict;
 use crate::target::Target;
 use crate::tools::PgTools;
@@ -110,8 +110,8 @@ pub async fn repair(
     if let Some(planned) = &options.planned {
         if planned.fingerprint != made.fingerprint {
             let error = Error::StalePlan {
-                planned: planned.fingerprint.chars().take(12).collect(),
-                live: made.fingerprint.chars().take(12).collect(),
+                planned: short_fingerprint(&planned.fingerprint),
+                live: short_fingerprint(&made.fingerprint),
             };
             return Err(stop(error, Some(inspection), Some(made)));
         }

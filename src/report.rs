@@ -7,7 +7,7 @@ use std::fmt::Write;
 use crate::backup::TableComparison;
 use crate::diagnose::Diagnosis;
 use crate::journal::{Journal, Outcome};
-use crate::plan::{Phase, Plan};
+use crate::plan::{Phase, Plan, short_fingerprint};
 use crate::verify::Verification;
 
 /// The `supabase migration list` table with a Status column and details.
@@ -67,7 +67,11 @@ fn cell(text: &str) -> String {
 /// The plan, phase by phase; with `sql`, every statement it will run (`--dry-run`).
 pub fn plan_markdown(plan: &Plan, sql: bool) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "Plan for diagnosis {}\n", short(&plan.fingerprint));
+    let _ = writeln!(
+        out,
+        "Plan for diagnosis {}\n",
+        short_fingerprint(&plan.fingerprint)
+    );
     for refusal in &plan.refusals {
         let _ = writeln!(out, "REFUSED — {}: {}", refusal.version, refusal.reason);
         if let Some(statement) = &refusal.statement {
@@ -116,7 +120,7 @@ pub fn journal_markdown(j: &Journal) -> String {
         out,
         "# Execution log\n\n- Target: {}\n- Plan: {}\n- Result: **{}**\n",
         j.target,
-        short(&j.plan_fingerprint),
+        short_fingerprint(&j.plan_fingerprint),
         j.result
     );
     for phase in [
@@ -219,10 +223,6 @@ pub fn preservation_table(rows: &[TableComparison]) -> String {
         );
     }
     out
-}
-
-fn short(fingerprint: &str) -> String {
-    fingerprint.chars().take(12).collect()
 }
 
 /// The runbook a rehearsal hands over: what will happen in production and the proof it works.

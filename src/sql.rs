@@ -13,6 +13,13 @@ pub(crate) fn quote_literal(text: &str) -> String {
     format!("'{}'", text.replace('\'', "''"))
 }
 
+/// The SQLSTATE of a database error (`None` for I/O and protocol errors).
+pub(crate) fn sql_state(e: &sqlx::Error) -> Option<String> {
+    e.as_database_error()
+        .and_then(|d| d.code())
+        .map(|c| c.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

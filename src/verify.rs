@@ -107,14 +107,7 @@ pub async fn verify(
         Some(snapshot) => {
             let tables: Vec<String> = snapshot.tables.keys().cloned().collect();
             let after = DataSnapshot::capture(conn, &tables).await?;
-            let mut comparison = snapshot.compare(&after);
-            for c in comparison
-                .iter_mut()
-                .filter(|c| scope.live_tables.contains(&c.table))
-            {
-                // The application may add rows here; none may disappear.
-                c.preserved = c.after.as_ref().is_some_and(|a| a.rows >= c.before.rows);
-            }
+            let comparison = snapshot.compare_allowing_growth(&after, &scope.live_tables);
             let changed: Vec<String> = comparison
                 .iter()
                 .filter(|c| !c.preserved)

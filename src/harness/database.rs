@@ -13,7 +13,7 @@ use sqlx::Connection;
 use sqlx::postgres::PgConnection;
 
 use super::server::{PgServer, unique};
-use crate::sql::quote_ident;
+use crate::sql::{quote_ident, sql_state};
 use crate::target::Target;
 use crate::{Error, Result};
 
@@ -96,7 +96,7 @@ impl Database {
                 .await
             {
                 // Another test or rehearsal on this server may have just created it.
-                if e.as_database_error().and_then(|d| d.code()).as_deref() != Some("42710") {
+                if sql_state(&e).as_deref() != Some("42710") {
                     return Err(Error::db(format!("creating role {role}"))(e));
                 }
             }
@@ -212,7 +212,7 @@ async fn clone_template(server: &PgServer, template: &str, name: &str) -> Result
 
 /// SQLSTATE 55006: "source database is being accessed by other users".
 fn is_template_busy(e: &sqlx::Error) -> bool {
-    e.as_database_error().and_then(|d| d.code()).as_deref() == Some("55006")
+    sql_state(e).as_deref() == Some("55006")
 }
 
 fn sanitise(label: &str) -> String {

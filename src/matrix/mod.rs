@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use sqlx::Connection;
 
-use crate::backup::DataSnapshot;
+use crate::backup::{DataSnapshot, TableComparison};
 use crate::catalog::{Catalog, CatalogOptions, diff};
 use crate::execute::Faults;
 use crate::harness::Database;
@@ -163,20 +163,18 @@ async fn run_on(
         }
     }
     let altered = crate::effects::touched_tables(&inspection.effects, &plan.to_apply());
-    let written: Vec<String> = scenario
-        .procedure
-        .concurrent_writes
-        .iter()
-        .map(|w| w.table.clone())
+    // Tables altered by a re-applied migration or written by the application may gain rows.
+    let growing: Vec<String> = altered
+        .into_iter()
+        .chain(
+            scenario
+                .procedure
+                .concurrent_writes
+                .iter()
+                .map(|w| w.table.clone()),
+        )
         .collect();
-    let mut preserved = before.data.compare(&after.data);
-    for c in preserved
-        .iter_mut()
-        .filter(|c| altered.contains(&c.table) || written.contains(&c.table))
-    {
-        // Altered by a re-applied migration or written by the application: no row may be lost.
-        c.preserved = c.after.as_ref().is_some_and(|a| a.rows >= c.before.rows);
-    }
+    let preserved = before.data.compare_allowing_growth(&after.data, &growing);
     let _ = writeln!(out, "\n{}", report::preservation_table(&preserved));
 
     check_invariants(
@@ -184,7 +182,7 @@ async fn run_on(
         &outcome,
         &before,
         &after,
-        &altered,
+        &preserved,
         &mut violations,
     );
     if procedure.unbacked {
@@ -222,7 +220,7 @@ fn check_invariants(
     outcome: &Outcome,
     before: &State,
     after: &State,
-    altered: &std::collections::BTreeSet<String>,
+    preserved: &[TableComparison],
     violations: &mut Vec<String>,
 ) {
     let written = scenario
@@ -230,15 +228,10 @@ fn check_invariants(
         .concurrent_writes
         .as_ref()
         .map(|w| w.table.clone());
-    let changed: Vec<String> = before
-        .data
-        .compare(&after.data)
-        .into_iter()
-        .filter(|c| !c.preserved && Some(&c.table) != written.as_ref())
-        .filter(|c| {
-            !altered.contains(&c.table) || c.after.as_ref().is_none_or(|a| a.rows < c.before.rows)
-        })
-        .map(|c| c.table)
+    let changed: Vec<&str> = preserved
+        .iter()
+        .filter(|c| !c.preserved)
+        .map(|c| c.table.as_str())
         .collect();
     let dropped_on_purpose =
         scenario.procedure.run == Run::RollbackDroppedTables && *outcome != Outcome::RolledBack;

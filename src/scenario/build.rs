@@ -13,7 +13,7 @@ use super::{Origin, Scenario, State, validate};
 use crate::error::{Error, Result};
 use crate::ledger::{self, Ledger};
 use crate::project::{Migration, Project};
-use crate::sql::quote_literal;
+use crate::sql::{quote_literal, sql_state};
 
 /// SQLSTATE 57014, `query_canceled`: what a statement timeout raises.
 const QUERY_CANCELED: &str = "57014";
@@ -255,10 +255,7 @@ async fn commit_then_rollback(
         .map_err(Error::db("setting a 1 ms statement timeout"))?;
     let timed_out = sqlx::raw_sql("SELECT pg_sleep(5)").execute(&mut *tx).await;
     match timed_out {
-        Err(err)
-            if err.as_database_error().and_then(|e| e.code()).as_deref()
-                == Some(QUERY_CANCELED) =>
-        {
+        Err(err) if sql_state(&err).as_deref() == Some(QUERY_CANCELED) => {
             tx.rollback().await.map_err(Error::db(format!(
                 "rolling back migration {}",
                 migration.version
