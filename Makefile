@@ -39,7 +39,7 @@ bench: tools images
 	$(CARGO) run --quiet --bin phantom-sync -- bench rehearsal --versions $(BENCH_REHEARSAL_VERSIONS) --rows 1000000
 
 images: tools
-	bash src/harness/image/build.sh $(MAJORS)
+	bash src/pg/sandbox/image/build.sh $(MAJORS)
 
 lint:
 	$(CARGO) clippy --all-targets -- -D warnings

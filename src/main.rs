@@ -10,13 +10,15 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
-use phantom_sync::catalog::CatalogOptions;
-use phantom_sync::harness::{bench, image};
-use phantom_sync::plan::Plan;
-use phantom_sync::repair::{RepairOptions, make_plan, repair};
-use phantom_sync::target::{Target, redact_url};
-use phantom_sync::tools::PgTools;
-use phantom_sync::{Error, backup, inspect, rehearse, report, rollback, verify};
+use phantom_sync::bench::provision as bench;
+use phantom_sync::engine::plan::Plan;
+use phantom_sync::engine::repair::{RepairOptions, make_plan, repair};
+use phantom_sync::engine::{backup, inspect, rollback, verify};
+use phantom_sync::pg::sandbox::image;
+use phantom_sync::pg::target::{Target, redact_url};
+use phantom_sync::pg::tools::PgTools;
+use phantom_sync::source::catalog::CatalogOptions;
+use phantom_sync::{Error, rehearse, report};
 
 #[derive(Parser)]
 #[command(
@@ -201,7 +203,7 @@ async fn run(command: Command) -> Result<u8, Error> {
             let tools = tools_for(&target).await?;
             let (inspection, plan) = make_plan(&target, &tools, &options).await?;
             if let Some(path) = &out {
-                phantom_sync::journal::write_atomic(path, &plan.to_json())?;
+                phantom_sync::engine::journal::write_atomic(path, &plan.to_json())?;
                 eprintln!("plan written to {}", path.display());
             }
             if common.json {
@@ -354,7 +356,7 @@ async fn run(command: Command) -> Result<u8, Error> {
             let majors = image::parse_versions(&versions)?;
             print!(
                 "{}",
-                phantom_sync::matrix::run_all(&scenarios, &majors, parallel).await?
+                phantom_sync::testkit::matrix::run_all(&scenarios, &majors, parallel).await?
             );
             Ok(0)
         }
@@ -384,7 +386,7 @@ fn check_confirm(target: &Target, confirm: Option<&str>) -> Result<(), Error> {
     )))
 }
 
-fn print_journal(journal: &phantom_sync::journal::Journal, as_json: bool) {
+fn print_journal(journal: &phantom_sync::engine::journal::Journal, as_json: bool) {
     if as_json {
         println!("{}", json(journal));
     } else {

@@ -4,8 +4,8 @@
 
 use std::path::PathBuf;
 
-use phantom_sync::matrix::run_scenario;
-use phantom_sync::scenario::{Outcome, Scenario};
+use phantom_sync::testkit::matrix::run_scenario;
+use phantom_sync::testkit::scenario::{Outcome, Scenario};
 
 fn plan_state_with(fault: &str) -> anyhow::Result<Scenario> {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scenarios/plan-exact-state.toml");

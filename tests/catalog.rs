@@ -3,8 +3,8 @@
 //! members, leaves the caller's session as it was, and its diff says what
 //! drifted between two databases.
 
-use phantom_sync::catalog::{Catalog, CatalogOptions, ObjectKind, diff};
-use phantom_sync::harness::{Database, versions_from_env};
+use phantom_sync::pg::sandbox::{Database, versions_from_env};
+use phantom_sync::source::catalog::{Catalog, CatalogOptions, ObjectKind, diff};
 use pretty_assertions::assert_eq;
 use sha2::{Digest, Sha256};
 use sqlx::Connection;

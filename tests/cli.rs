@@ -6,8 +6,8 @@
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
-use phantom_sync::harness::Database;
-use phantom_sync::scenario::{Scenario, build_state};
+use phantom_sync::pg::sandbox::Database;
+use phantom_sync::testkit::scenario::{Scenario, build_state};
 
 fn phantom_sync(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_phantom-sync"))

@@ -1,7 +1,7 @@
 //! The harness gives every scenario a fresh PostgreSQL database, on every
 //! major in PHANTOM_PG_VERSIONS, with the Supabase shim in place.
 
-use phantom_sync::harness::{Database, PgServer, versions_from_env};
+use phantom_sync::pg::sandbox::{Database, PgServer, versions_from_env};
 use pretty_assertions::assert_eq;
 use sqlx::Row;
 

@@ -2,7 +2,7 @@
 //! unmodified testcontainers-modules `Postgres` image drives it, with the
 //! default credentials (baked cluster) and with others (initdb + init scripts).
 
-use phantom_sync::harness::{image, server};
+use phantom_sync::pg::sandbox::{image, server};
 use sqlx::Connection;
 use testcontainers_modules::postgres::Postgres;
 use testcontainers_modules::testcontainers::ImageExt;

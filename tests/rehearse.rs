@@ -7,14 +7,14 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use phantom_sync::backup::DataSnapshot;
-use phantom_sync::catalog::{Catalog, CatalogOptions};
-use phantom_sync::harness::{Database, PgServer, ServerOptions, versions_from_env};
-use phantom_sync::ledger::Ledger;
+use phantom_sync::engine::backup::DataSnapshot;
+use phantom_sync::pg::sandbox::{Database, PgServer, ServerOptions, versions_from_env};
+use phantom_sync::pg::target::Target;
+use phantom_sync::pg::tools::{DumpScope, PgTools};
 use phantom_sync::rehearse::{RehearseArgs, rehearse};
-use phantom_sync::scenario::{Scenario, build_state};
-use phantom_sync::target::Target;
-use phantom_sync::tools::{DumpScope, PgTools};
+use phantom_sync::source::catalog::{Catalog, CatalogOptions};
+use phantom_sync::source::ledger::Ledger;
+use phantom_sync::testkit::scenario::{Scenario, build_state};
 use pretty_assertions::assert_eq;
 
 const LOGIN: &str = "prod_login";
@@ -125,7 +125,7 @@ async fn rehearse_on(server: &PgServer, major: u8) -> anyhow::Result<()> {
 
     let runbook = std::fs::read_to_string(out.join("url/runbook.md"))?;
     assert!(!runbook.contains(SECRET), "the runbook shows the password");
-    let stable = phantom_sync::redact::redact(
+    let stable = phantom_sync::testkit::redact::redact(
         &runbook
             .replace(&out.join("url").display().to_string(), "<out>")
             .replace(&prod.name, "<database>"),

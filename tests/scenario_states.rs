@@ -3,10 +3,10 @@
 
 use std::path::Path;
 
-use phantom_sync::harness::Database;
-use phantom_sync::ledger::Ledger;
-use phantom_sync::project::Project;
-use phantom_sync::scenario::{Scenario, build_state};
+use phantom_sync::pg::sandbox::Database;
+use phantom_sync::source::ledger::Ledger;
+use phantom_sync::source::project::Project;
+use phantom_sync::testkit::scenario::{Scenario, build_state};
 use pretty_assertions::assert_eq;
 use sqlx::PgConnection;
 
@@ -317,7 +317,7 @@ fn expected_ledger(scenario: &Scenario) -> Vec<String> {
 #[tokio::test]
 async fn every_scenario_state_builds_with_the_ledger_it_names() -> TestResult {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
-    let scenarios = phantom_sync::scenario::load_all(&dir)?;
+    let scenarios = phantom_sync::testkit::scenario::load_all(&dir)?;
     assert!(
         scenarios.len() >= 20,
         "found only {} scenario files",

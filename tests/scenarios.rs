@@ -6,9 +6,9 @@
 
 use std::path::PathBuf;
 
-use phantom_sync::harness::versions_from_env;
-use phantom_sync::matrix::run_scenario;
-use phantom_sync::scenario::{Scenario, load_all};
+use phantom_sync::pg::sandbox::versions_from_env;
+use phantom_sync::testkit::matrix::run_scenario;
+use phantom_sync::testkit::scenario::{Scenario, load_all};
 use pretty_assertions::assert_eq;
 use rstest::rstest;
 

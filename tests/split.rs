@@ -2,7 +2,7 @@
 //! Supabase CLI's own parser tests pin down, through the public API only: the arrays
 //! below are what the CLI stores in `supabase_migrations.schema_migrations.statements`.
 
-use phantom_sync::split::split_and_trim;
+use phantom_sync::source::split::split_and_trim;
 use pretty_assertions::assert_eq;
 use rstest::rstest;
 

@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::path::{Path, PathBuf};
 
-use phantom_sync::harness::{Database, versions_from_env};
-use phantom_sync::tools::{DumpScope, PgTools};
+use phantom_sync::pg::sandbox::{Database, versions_from_env};
+use phantom_sync::pg::tools::{DumpScope, PgTools};
 use pretty_assertions::assert_eq;
 use sqlx::Connection;
 use sqlx::postgres::PgConnection;
@@ -351,7 +351,7 @@ async fn a_bad_password_fails_without_showing_it_and_leaves_no_file() -> TestRes
                 "postgres://postgres:{secret}@{}:{}/{}",
                 server.host, server.port, db.name
             );
-            let target = phantom_sync::target::Target::parse(&url)?;
+            let target = phantom_sync::pg::target::Target::parse(&url)?;
             let out = dump_path(&work);
             for tools in [PgTools::for_database(&db), PgTools::for_major(major).await?] {
                 let err = tools

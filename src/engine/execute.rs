@@ -1,0 +1,446 @@
+//! Runs a [`Plan`] against a target, step by step, writing the [`Journal`].
+//! Every unit of work is one transaction (the ledger repair; each migration
+//! with its ledger row), so a repair interrupted anywhere — connection lost,
+//! process killed — leaves a state from which running it again converges to
+//! the same end, and never applies a migration twice.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use sqlx::Connection;
+use sqlx::postgres::PgConnection;
+
+use crate::engine::backup::{self, DataSnapshot};
+use crate::engine::diagnose::diagnose;
+use crate::engine::effects::{Effects, db_message, first_line};
+use crate::engine::journal::{Journal, JournalEntry, Outcome, now_ms};
+use crate::engine::plan::{Action, Plan, Step, short_fingerprint};
+use crate::pg::sql::sql_state;
+use crate::pg::target::Target;
+use crate::pg::tools::PgTools;
+use crate::source::catalog::{Catalog, CatalogOptions};
+use crate::source::ledger::{self, Ledger};
+use crate::source::project::{Migration, Project};
+use crate::{Error, Result};
+
+/// Faults injected on purpose by the harness and the scenario matrix — to
+/// prove the checks catch a broken procedure. Never set them on production.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Faults {
+    /// Stop (as if the process were killed) right after this step id, e.g. "2.1".
+    pub stop_after: Option<String>,
+    /// Fail this migration with an error after its last statement.
+    pub fail_in: Option<String>,
+    /// Drop the connection in the middle of this migration (timeout / network loss).
+    pub drop_connection_in: Option<String>,
+    /// Broken procedure: skip Phase 2 (the ledger repair).
+    pub skip_ledger_repair: bool,
+    /// Broken procedure: apply the migrations in reverse order.
+    pub reverse_order: bool,
+    /// Broken procedure: skip Phase 1 (the backup).
+    pub skip_backup: bool,
+}
+
+/// Everything a run needs besides the plan.
+pub struct Context<'a> {
+    pub target: Target,
+    pub project: &'a Project,
+    pub effects: &'a Effects,
+    pub catalog_options: CatalogOptions,
+    /// Where Phase 1 writes the backup and the journal is saved.
+    pub backup_dir: PathBuf,
+    /// Where pg_dump runs (a container of the server's major).
+    pub tools: PgTools,
+    pub faults: Faults,
+    /// `lock_timeout` before each migration (ms).
+    pub lock_timeout_ms: u64,
+    /// Refuse when the live diagnosis differs from the plan's (off only for
+    /// the prediction, whose copy is known to be the target's).
+    pub check_fingerprint: bool,
+    /// What Phase 4 checks (no seed rows on the prediction's schema-only copy).
+    pub verify: crate::engine::verify::VerifyOptions,
+}
+
+/// A failed run: the error and the journal built so far.
+#[derive(Debug)]
+pub struct Failure {
+    pub error: Error,
+    pub journal: Journal,
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.error.fmt(f)
+    }
+}
+
+/// Executes `plan`. Refuses (touching nothing) when the plan has refusals or
+/// the live diagnosis is not the one the plan was made for.
+pub async fn execute(plan: &Plan, ctx: &Context<'_>) -> std::result::Result<Journal, Box<Failure>> {
+    let mut journal = Journal::new(
+        ctx.target.redacted(),
+        &plan.fingerprint,
+        Some(&ctx.backup_dir),
+    );
+    match run(plan, ctx, &mut journal).await {
+        Ok(()) => {
+            journal.result = if plan.is_noop() {
+                "nothing to do".into()
+            } else {
+                "success".into()
+            };
+            let _ = journal.save();
+            Ok(journal)
+        }
+        Err(error) => {
+            journal.result = match &error {
+                Error::Refused { .. } | Error::StalePlan { .. } => "refused".into(),
+                Error::Interrupted { .. } => "interrupted".into(),
+                _ => "failed".into(),
+            };
+            journal.issues.push(error.to_string());
+            let _ = journal.save();
+            Err(Box::new(Failure { error, journal }))
+        }
+    }
+}
+
+async fn run(plan: &Plan, ctx: &Context<'_>, journal: &mut Journal) -> Result<()> {
+    if !plan.is_runnable() {
+        let reasons = plan
+            .refusals
+            .iter()
+            .map(|r| format!("{}: {}", r.version, r.reason))
+            .collect::<Vec<_>>()
+            .join("; ");
+        return Err(Error::Refused { reasons });
+    }
+    let mut conn = ctx.target.connect().await?;
+    let live = if ctx.check_fingerprint {
+        live_fingerprint(&mut conn, ctx).await?
+    } else {
+        plan.fingerprint.clone()
+    };
+    if live != plan.fingerprint {
+        return Err(Error::StalePlan {
+            planned: short_fingerprint(&plan.fingerprint),
+            live: short_fingerprint(&live),
+        });
+    }
+    let mut before: Option<DataSnapshot> = None;
+    let mut steps: Vec<&Step> = plan.steps.iter().collect();
+    if ctx.faults.reverse_order {
+        reverse_applies(&mut steps);
+    }
+    for step in steps {
+        if skipped_by_fault(step, &ctx.faults) {
+            continue;
+        }
+        let started_at_ms = now_ms();
+        let clock = Instant::now();
+        let result = run_step(step, ctx, &mut conn, &mut before, journal, &plan.to_apply()).await;
+        let (outcome, rows, detail, error) = match result {
+            Ok((rows, detail)) => (Outcome::Done, rows, detail, None),
+            Err(e) => (Outcome::Failed, None, vec![e.to_string()], Some(e)),
+        };
+        journal.entries.push(JournalEntry {
+            step: step.id.clone(),
+            phase: step.phase,
+            title: step.title.clone(),
+            started_at_ms,
+            finished_at_ms: now_ms(),
+            duration_ms: clock.elapsed().as_millis(),
+            outcome,
+            rows_affected: rows,
+            detail,
+        });
+        let _ = journal.save();
+        if let Some(e) = error {
+            return Err(e);
+        }
+        if ctx.faults.stop_after.as_deref() == Some(step.id.as_str()) {
+            return Err(Error::Interrupted {
+                step: step.id.clone(),
+            });
+        }
+    }
+    conn.close().await.ok();
+    Ok(())
+}
+
+/// The fingerprint of the target's diagnosis now.
+pub async fn live_fingerprint(conn: &mut PgConnection, ctx: &Context<'_>) -> Result<String> {
+    let ledger = Ledger::read(conn).await?;
+    let live = Catalog::introspect(conn, &ctx.catalog_options).await?;
+    Ok(diagnose(ctx.project, &ledger, &live, ctx.effects).fingerprint)
+}
+
+fn skipped_by_fault(step: &Step, faults: &Faults) -> bool {
+    match step.action {
+        Action::RepairLedger { .. } => faults.skip_ledger_repair,
+        Action::ExportLedger | Action::RecordData | Action::Dump => faults.skip_backup,
+        _ => false,
+    }
+}
+
+fn reverse_applies(steps: &mut [&Step]) {
+    let positions: Vec<usize> = steps
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| matches!(s.action, Action::Apply { .. }))
+        .map(|(i, _)| i)
+        .collect();
+    let reversed: Vec<&Step> = positions.iter().rev().map(|&i| steps[i]).collect();
+    for (slot, step) in positions.into_iter().zip(reversed) {
+        steps[slot] = step;
+    }
+}
+
+type StepResult = (Option<u64>, Vec<String>);
+
+async fn run_step(
+    step: &Step,
+    ctx: &Context<'_>,
+    conn: &mut PgConnection,
+    before: &mut Option<DataSnapshot>,
+    journal: &mut Journal,
+    plan_applies: &[String],
+) -> Result<StepResult> {
+    match &step.action {
+        Action::ExportLedger => {
+            let ledger = backup::export_ledger(conn, &ctx.backup_dir).await?;
+            Ok((
+                Some(ledger.rows.len() as u64),
+                vec![format!(
+                    "{} ledger rows saved to ledger.json and ledger.txt",
+                    ledger.rows.len()
+                )],
+            ))
+        }
+        Action::RecordData => {
+            let (snapshot, _) =
+                backup::record_data(conn, &ctx.backup_dir, &ctx.catalog_options).await?;
+            let detail = snapshot
+                .tables
+                .values()
+                .map(|t| format!("{}: {} rows", t.table, t.rows))
+                .collect();
+            let count = snapshot.tables.len() as u64;
+            *before = Some(snapshot);
+            Ok((Some(count), detail))
+        }
+        Action::Dump => {
+            let info = ctx
+                .tools
+                .dump(
+                    &ctx.target,
+                    &ctx.backup_dir.join(backup::DUMP_FILE),
+                    &Default::default(),
+                )
+                .await?;
+            backup::save_dump_info(&ctx.backup_dir, &info)?;
+            Ok((
+                None,
+                vec![format!(
+                    "{} bytes, pg_dump of PostgreSQL {}, sha256 {}",
+                    info.bytes,
+                    info.major,
+                    &info.sha256[..12.min(info.sha256.len())]
+                )],
+            ))
+        }
+        Action::RepairLedger {
+            revert,
+            record,
+            rekey,
+        } => repair_ledger(conn, ctx.project, revert, record, rekey).await,
+        Action::Apply { version } => {
+            let migration = ctx.project.get(version).ok_or_else(|| {
+                Error::Invalid(format!(
+                    "the plan applies {version}, which is not in {} (hint: plan again)",
+                    ctx.project.dir.display()
+                ))
+            })?;
+            apply(conn, migration, ctx).await?;
+            Ok((
+                Some(migration.statements.len() as u64),
+                vec![format!(
+                    "{} statements and its ledger row committed",
+                    migration.statements.len()
+                )],
+            ))
+        }
+        Action::Verify => {
+            let snapshot = match before {
+                Some(s) => Some(s.clone()),
+                None => backup::load_data(&ctx.backup_dir).ok(),
+            };
+            let mut scope = ctx.verify.clone();
+            scope
+                .live_tables
+                .extend(crate::engine::effects::touched_tables(
+                    ctx.effects,
+                    plan_applies,
+                ));
+            let verification = crate::engine::verify::verify(
+                conn,
+                ctx.project,
+                ctx.effects,
+                snapshot.as_ref(),
+                &ctx.catalog_options,
+                &scope,
+            )
+            .await?;
+            let failures: Vec<String> = verification
+                .failures()
+                .iter()
+                .map(|c| format!("{} — {}", c.name, c.evidence.join("; ")))
+                .collect();
+            let detail = verification
+                .checks
+                .iter()
+                .map(|c| format!("{} {}", if c.passed { "✓" } else { "✗" }, c.name))
+                .collect();
+            journal.verification = Some(verification);
+            if failures.is_empty() {
+                Ok((None, detail))
+            } else {
+                Err(Error::VerificationFailed {
+                    failures: failures.join(" | "),
+                })
+            }
+        }
+    }
+}
+
+/// Phase 2 in one transaction; the DELETE must remove exactly the planned rows.
+async fn repair_ledger(
+    conn: &mut PgConnection,
+    project: &Project,
+    revert: &[String],
+    record: &[String],
+    rekey: &[(String, String)],
+) -> Result<StepResult> {
+    let mut tx = conn
+        .begin()
+        .await
+        .map_err(Error::db("starting the ledger repair"))?;
+    ledger::ensure_table(&mut tx).await?;
+    let mut detail = Vec::new();
+    let deleted = ledger::mark_reverted(&mut tx, revert).await?;
+    if deleted != revert.len() as u64 {
+        return Err(Error::LedgerRepairMismatch {
+            expected: revert.len() as u64,
+            actual: deleted,
+        });
+    }
+    if !revert.is_empty() {
+        detail.push(format!("DELETE {deleted} ({})", revert.join(", ")));
+    }
+    for version in record {
+        let m = project
+            .get(version)
+            .ok_or_else(|| Error::Invalid(format!("{version}: no local file to record")))?;
+        ledger::mark_applied(&mut tx, &m.version, &m.name, &m.statements).await?;
+        detail.push(format!("recorded {} as applied", m.file_name()));
+    }
+    for (from, to) in rekey {
+        let name = project.get(to).map(|m| m.name.clone()).unwrap_or_default();
+        ledger::rekey(&mut tx, from, to, &name).await?;
+        detail.push(format!("re-keyed {from} → {to}"));
+    }
+    tx.commit()
+        .await
+        .map_err(Error::db("committing the ledger repair"))?;
+    let after = Ledger::read(conn).await?;
+    let still: Vec<&String> = revert.iter().filter(|v| after.get(v).is_some()).collect();
+    if !still.is_empty() {
+        return Err(Error::Invalid(format!(
+            "after the ledger repair the ledger still lists {still:?}"
+        )));
+    }
+    Ok((Some(deleted), detail))
+}
+
+/// One migration and its ledger row in one transaction, after `RESET ALL`
+/// and a lock timeout, as the Supabase CLI pushes them.
+async fn apply(conn: &mut PgConnection, m: &Migration, ctx: &Context<'_>) -> Result<()> {
+    let version = m.version.clone();
+    sqlx::raw_sql("RESET ALL")
+        .execute(&mut *conn)
+        .await
+        .map_err(|e| classify(&version, 0, "RESET ALL", e))?;
+    let timeout = format!("SET lock_timeout = '{}ms'", ctx.lock_timeout_ms.max(1));
+    sqlx::raw_sql(sqlx::AssertSqlSafe(timeout.clone()))
+        .execute(&mut *conn)
+        .await
+        .map_err(|e| classify(&version, 0, &timeout, e))?;
+    let mut tx = conn
+        .begin()
+        .await
+        .map_err(|e| classify(&version, 0, "BEGIN", e))?;
+    ledger::ensure_table(&mut tx).await?;
+    for (i, statement) in m.statements.iter().enumerate() {
+        if ctx.faults.drop_connection_in.as_deref() == Some(version.as_str())
+            && i + 1 == m.statements.len()
+        {
+            let _ = sqlx::raw_sql("SELECT pg_terminate_backend(pg_backend_pid())")
+                .execute(&mut *tx)
+                .await;
+        }
+        sqlx::raw_sql(sqlx::AssertSqlSafe(statement.clone()))
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| classify(&version, i + 1, statement, e))?;
+    }
+    if ctx.faults.fail_in.as_deref() == Some(version.as_str()) {
+        let injected = "SELECT 1 / 0 AS injected_failure";
+        sqlx::raw_sql(injected)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| classify(&version, m.statements.len() + 1, injected, e))?;
+    }
+    ledger::mark_applied(&mut tx, &m.version, &m.name, &m.statements)
+        .await
+        .map_err(|e| match e {
+            Error::Database { source, .. } if sql_state(&source).as_deref() == Some("23505") => {
+                Error::AlreadyApplied {
+                    version: version.clone(),
+                }
+            }
+            other => other,
+        })?;
+    tx.commit()
+        .await
+        .map_err(|e| classify(&version, m.statements.len(), "COMMIT", e))
+}
+
+/// Maps a failed statement onto the plan's troubleshooting cases.
+fn classify(version: &str, statement_index: usize, statement: &str, e: sqlx::Error) -> Error {
+    let code = sql_state(&e);
+    let message = db_message(&e);
+    let statement = first_line(statement);
+    let version = version.to_string();
+    match code.as_deref() {
+        Some("42P01") => Error::RelationMissing {
+            version,
+            statement_index,
+            statement,
+            message,
+        },
+        Some("55P03") => Error::LockTimeout {
+            version,
+            statement,
+            message,
+        },
+        Some("57P01") | Some("57014") => Error::ConnectionLost { version, message },
+        Some(_) => Error::MigrationFailed {
+            version,
+            statement_index,
+            statement,
+            message,
+        },
+        None => Error::ConnectionLost { version, message },
+    }
+}

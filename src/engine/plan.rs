@@ -1,0 +1,369 @@
+//! Diagnosis → repair plan: the incident plan's phases, generalised.
+//! Phase 1 backs up (ledger export, row counts and checksums, a dump);
+//! Phase 2 repairs the ledger in one transaction; Phase 3 re-applies the
+//! pending set in version order (`db push --include-all`); Phase 4 verifies.
+//! A plan carries the fingerprint of the diagnosis it was made from, and
+//! the refusals that stop it from running at all.
+
+use serde::{Deserialize, Serialize};
+
+use crate::engine::diagnose::{Diagnosis, Status};
+use crate::source::ledger;
+use crate::source::project::Project;
+use crate::{Error, Result};
+
+/// The four phases of the plan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Phase {
+    Backup = 1,
+    LedgerRepair = 2,
+    Reapply = 3,
+    Verify = 4,
+}
+
+impl Phase {
+    /// "Phase 1: Backup & Safety", as the incident plan titles them.
+    pub fn title(self) -> &'static str {
+        match self {
+            Phase::Backup => "Phase 1: Backup & Safety",
+            Phase::LedgerRepair => "Phase 2: Repair Migration History",
+            Phase::Reapply => "Phase 3: Re-apply Missing Migrations",
+            Phase::Verify => "Phase 4: Verification",
+        }
+    }
+}
+
+/// What a step does.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "kebab-case")]
+pub enum Action {
+    /// Write the ledger to `ledger.json` and `ledger.txt`.
+    ExportLedger,
+    /// Row counts and content checksums of every table.
+    RecordData,
+    /// pg_dump of the database with the server's own major.
+    Dump,
+    /// One transaction: delete `revert` rows (expecting exactly that many),
+    /// record `record` versions as applied, re-key `rekey` pairs.
+    RepairLedger {
+        revert: Vec<String>,
+        record: Vec<String>,
+        rekey: Vec<(String, String)>,
+    },
+    /// One migration and its ledger row, in one transaction.
+    Apply { version: String },
+    /// The success checklist.
+    Verify,
+}
+
+/// One step of the plan.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Step {
+    /// "1.1", "2.1", "3.2" … as in the incident plan.
+    pub id: String,
+    pub phase: Phase,
+    pub title: String,
+    #[serde(flatten)]
+    pub action: Action,
+    /// The SQL the step runs (shown by `--dry-run`).
+    pub sql: Vec<String>,
+}
+
+/// Why a plan must not run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Refusal {
+    pub version: String,
+    pub reason: String,
+    /// The offending statement, when one is to blame.
+    pub statement: Option<String>,
+    /// What the user can do.
+    pub options: Vec<String>,
+}
+
+/// A repair plan.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Plan {
+    /// Fingerprint of the diagnosis this plan was made for.
+    pub fingerprint: String,
+    pub steps: Vec<Step>,
+    pub refusals: Vec<Refusal>,
+    pub warnings: Vec<String>,
+}
+
+/// Choices the user makes when planning.
+#[derive(Debug, Clone, Default)]
+pub struct PlanOptions {
+    /// Delete ledger rows that have no local file (the CLI refuses to push with them).
+    pub revert_remote_only: bool,
+    /// `SET lock_timeout` before each migration, in milliseconds.
+    pub lock_timeout_ms: u64,
+}
+
+impl Plan {
+    /// True when nothing stops the plan.
+    pub fn is_runnable(&self) -> bool {
+        self.refusals.is_empty()
+    }
+
+    /// Steps of a phase.
+    pub fn phase(&self, phase: Phase) -> impl Iterator<Item = &Step> {
+        self.steps.iter().filter(move |s| s.phase == phase)
+    }
+
+    /// Versions applied in Phase 3, in order.
+    pub fn to_apply(&self) -> Vec<String> {
+        self.steps
+            .iter()
+            .filter_map(|s| match &s.action {
+                Action::Apply { version } => Some(version.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// True when the database needs nothing (only backup and verify would run).
+    pub fn is_noop(&self) -> bool {
+        self.steps
+            .iter()
+            .all(|s| s.phase == Phase::Backup || s.phase == Phase::Verify)
+    }
+
+    /// The plan as pretty JSON (the plan file).
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).unwrap_or_default()
+    }
+
+    /// Reads a plan file.
+    pub fn from_json(text: &str, source: &std::path::Path) -> Result<Plan> {
+        serde_json::from_str(text).map_err(|e| {
+            Error::Invalid(format!(
+                "{}: not a phantom-sync plan file: {e} (hint: write one with `phantom-sync plan --out FILE` or `phantom-sync rehearse`)",
+                source.display()
+            ))
+        })
+    }
+}
+
+/// The first 12 hex digits of a fingerprint, as plans and journals show it.
+pub fn short_fingerprint(fingerprint: &str) -> String {
+    fingerprint.chars().take(12).collect()
+}
+
+/// Makes the plan for `diagnosis`.
+pub fn plan(project: &Project, diagnosis: &Diagnosis, options: &PlanOptions) -> Plan {
+    let mut steps = backup_steps();
+    let mut refusals = Vec::new();
+    let mut warnings = Vec::new();
+    let mut revert = Vec::new();
+    let mut record = Vec::new();
+    let mut rekey = Vec::new();
+    let mut apply = Vec::new();
+
+    for entry in &diagnosis.entries {
+        match entry.status {
+            Status::Applied => {}
+            Status::Edited => warnings.push(format!(
+                "{} {}: the file was edited after it was applied; the schema matches it, so nothing is re-applied",
+                entry.version, entry.name
+            )),
+            Status::Phantom | Status::Partial | Status::Drifted => {
+                revert.push(entry.version.clone());
+                apply.push(entry.version.clone());
+                if entry.status == Status::Drifted {
+                    warnings.push(format!(
+                        "{} {}: objects exist with another shape ({}); re-applying may leave them so — the prediction decides",
+                        entry.version,
+                        entry.name,
+                        entry.evidence.first().cloned().unwrap_or_default()
+                    ));
+                }
+            }
+            Status::Unrecorded => record.push(entry.version.clone()),
+            Status::Pending => apply.push(entry.version.clone()),
+            Status::ReVersioned => {
+                if let Some(from) = &entry.recorded_as {
+                    rekey.push((from.clone(), entry.version.clone()));
+                }
+            }
+            Status::RemoteOnly if options.revert_remote_only => revert.push(entry.version.clone()),
+            Status::RemoteOnly => refusals.push(Refusal {
+                version: entry.version.clone(),
+                reason: "the ledger records a version that has no local migration file (the CLI refuses to push: \"Remote migration versions not found in local migrations directory\")".into(),
+                statement: None,
+                options: vec![
+                    format!("fetch the file: `supabase migration fetch` (or restore {}_*.sql from version control)", entry.version),
+                    "plan again with --revert-remote-only to delete the row (its schema changes stay as they are)".into(),
+                ],
+            }),
+        }
+    }
+    if !revert.is_empty() || !record.is_empty() || !rekey.is_empty() {
+        steps.push(repair_step(project, revert, record, rekey));
+    }
+    apply.sort();
+    for (i, version) in apply.iter().enumerate() {
+        if let Some(m) = project.get(version) {
+            refusals.extend(non_transactional(m));
+            let mut sql = vec![
+                "RESET ALL".to_string(),
+                format!("SET lock_timeout = '{}ms'", options.lock_timeout_ms.max(1)),
+            ];
+            sql.extend(m.statements.iter().cloned());
+            sql.push(format!(
+                "INSERT INTO {}.{} (version, name, statements) VALUES ('{}', '{}', $statements)",
+                ledger::SCHEMA,
+                ledger::TABLE,
+                m.version,
+                m.name.replace('\'', "''")
+            ));
+            steps.push(Step {
+                id: format!("3.{}", i + 1),
+                phase: Phase::Reapply,
+                title: format!("Apply {}", m.file_name()),
+                action: Action::Apply {
+                    version: version.clone(),
+                },
+                sql,
+            });
+        }
+    }
+    steps.push(Step {
+        id: "4.1".into(),
+        phase: Phase::Verify,
+        title: "Verify ledger, schema, seed data and preserved tables".into(),
+        action: Action::Verify,
+        sql: Vec::new(),
+    });
+    Plan {
+        fingerprint: diagnosis.fingerprint.clone(),
+        steps,
+        refusals,
+        warnings,
+    }
+}
+
+fn backup_steps() -> Vec<Step> {
+    let step = |id: &str, title: &str, action: Action| Step {
+        id: id.into(),
+        phase: Phase::Backup,
+        title: title.into(),
+        action,
+        sql: Vec::new(),
+    };
+    vec![
+        step(
+            "1.1",
+            "Export migration history (ledger.json, ledger.txt)",
+            Action::ExportLedger,
+        ),
+        step(
+            "1.2",
+            "Record row counts and checksums of every table",
+            Action::RecordData,
+        ),
+        step(
+            "1.3",
+            "Dump the database with the server's own pg_dump",
+            Action::Dump,
+        ),
+    ]
+}
+
+fn repair_step(
+    project: &Project,
+    revert: Vec<String>,
+    record: Vec<String>,
+    rekey: Vec<(String, String)>,
+) -> Step {
+    let table = format!("{}.{}", ledger::SCHEMA, ledger::TABLE);
+    let mut sql = vec!["BEGIN".to_string()];
+    if !revert.is_empty() {
+        let list = revert
+            .iter()
+            .map(|v| format!("'{v}'"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        sql.push(format!(
+            "-- expect DELETE {}\nDELETE FROM {table} WHERE version IN ({list})",
+            revert.len()
+        ));
+    }
+    for version in &record {
+        let name = project
+            .get(version)
+            .map(|m| m.name.clone())
+            .unwrap_or_default();
+        sql.push(format!("INSERT INTO {table} (version, name, statements) VALUES ('{version}', '{name}', $statements)"));
+    }
+    for (from, to) in &rekey {
+        sql.push(format!(
+            "UPDATE {table} SET version = '{to}' WHERE version = '{from}'"
+        ));
+    }
+    sql.push("COMMIT".into());
+    Step {
+        id: "2.1".into(),
+        phase: Phase::LedgerRepair,
+        title: "Repair the migration history in one transaction".into(),
+        action: Action::RepairLedger {
+            revert,
+            record,
+            rekey,
+        },
+        sql,
+    }
+}
+
+/// Statements that cannot run inside the migration's transaction.
+fn non_transactional(m: &crate::source::project::Migration) -> Vec<Refusal> {
+    let mut out = Vec::new();
+    for statement in &m.statements {
+        let words = normalise(statement);
+        let reason = if words.contains(" CONCURRENTLY ") {
+            Some("CONCURRENTLY cannot run inside a transaction block")
+        } else if ["COMMIT", "BEGIN", "START TRANSACTION", "ROLLBACK", "END"]
+            .iter()
+            .any(|w| words.trim() == *w)
+        {
+            Some("an embedded transaction command would end the migration's transaction early")
+        } else if words.starts_with(" VACUUM ")
+            || words.starts_with(" CREATE DATABASE ")
+            || words.starts_with(" DROP DATABASE ")
+            || words.starts_with(" ALTER SYSTEM ")
+            || words.starts_with(" CREATE TABLESPACE ")
+        {
+            Some("this command cannot run inside a transaction block")
+        } else {
+            None
+        };
+        if let Some(reason) = reason {
+            out.push(Refusal {
+                version: m.version.clone(),
+                reason: format!("{}: {reason}", m.file_name()),
+                statement: Some(statement.clone()),
+                options: vec![
+                    "move the statement into a migration of its own and apply it by hand, outside a transaction".into(),
+                    "drop CONCURRENTLY if a short lock on the table is acceptable".into(),
+                ],
+            });
+        }
+    }
+    out
+}
+
+/// Upper-cased words of a statement without comments, padded with spaces.
+fn normalise(statement: &str) -> String {
+    let without_comments: String = statement
+        .lines()
+        .map(|l| l.split("--").next().unwrap_or(""))
+        .collect::<Vec<_>>()
+        .join(" ");
+    format!(
+        " {} ",
+        without_comments
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+            .to_uppercase()
+    )
+}

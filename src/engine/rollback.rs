@@ -1,0 +1,213 @@
+//! The incident plan's three rollback procedures, each ending with a proof
+//! that the restored state equals what Phase 1 recorded:
+//! 1. a migration failed during execution — restore the ledger from its
+//!    export and the database from the dump;
+//! 2. wrong tables dropped — recreate them from the dump, and prove their
+//!    counts and checksums equal Phase 1's;
+//! 3. the ledger is corrupted — restore it from the export.
+
+use serde::{Deserialize, Serialize};
+use sqlx::Connection;
+
+use crate::engine::backup::{BackupSet, DataSnapshot};
+use crate::engine::verify::Check;
+use crate::pg::target::Target;
+use crate::pg::tools::{DumpScope, PgTools};
+use crate::source::catalog::{Catalog, CatalogOptions, diff};
+use crate::source::ledger::{self, Ledger};
+use crate::{Error, Result};
+
+/// Which procedure to run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Procedure {
+    /// Scenario 1: "Migration fails during execution".
+    FailedMigration,
+    /// Scenario 2: "Wrong tables dropped"; empty = every table of the backup that is gone.
+    DroppedTables(Vec<String>),
+    /// Scenario 3: "Migration history corrupted".
+    Ledger,
+}
+
+impl Procedure {
+    /// The plan's name for it.
+    pub fn title(&self) -> &'static str {
+        match self {
+            Procedure::FailedMigration => "Rollback 1: migration failed during execution",
+            Procedure::DroppedTables(_) => "Rollback 2: wrong tables dropped",
+            Procedure::Ledger => "Rollback 3: migration history corrupted",
+        }
+    }
+}
+
+/// What a rollback did and the proof that it worked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RollbackReport {
+    pub procedure: Procedure,
+    pub steps: Vec<String>,
+    pub proof: Vec<Check>,
+}
+
+impl RollbackReport {
+    /// True when every proof check passed.
+    pub fn restored(&self) -> bool {
+        self.proof.iter().all(|c| c.passed)
+    }
+}
+
+/// Runs `procedure` against `target` from `backup`.
+pub async fn rollback(
+    target: &Target,
+    tools: &PgTools,
+    backup: &BackupSet,
+    procedure: Procedure,
+    options: &CatalogOptions,
+) -> Result<RollbackReport> {
+    let mut steps = Vec::new();
+    let mut conn = target.connect().await?;
+    let procedure = match procedure {
+        Procedure::DroppedTables(t) if t.is_empty() => {
+            let live = Catalog::introspect(&mut conn, options).await?;
+            let gone: Vec<String> = backup
+                .catalog
+                .tables()
+                .into_iter()
+                .filter(|t| !live.tables().contains(t))
+                .collect();
+            Procedure::DroppedTables(gone)
+        }
+        other => other,
+    };
+    match &procedure {
+        Procedure::FailedMigration => {
+            restore_ledger(&mut conn, &backup.ledger).await?;
+            steps.push(format!(
+                "restored {} ledger rows from ledger.json",
+                backup.ledger.rows.len()
+            ));
+            let dump = dump_of(backup)?;
+            tools
+                .restore_database(target, &dump, &DumpScope::default())
+                .await?;
+            steps.push(format!("restored the database from {}", dump.display()));
+        }
+        Procedure::DroppedTables(tables) => {
+            if tables.is_empty() {
+                steps.push("no table of the backup is missing: nothing to restore".into());
+            } else {
+                let dump = dump_of(backup)?;
+                tools.restore_tables(target, &dump, tables).await?;
+                steps.push(format!(
+                    "recreated {} from {}",
+                    tables.join(", "),
+                    dump.display()
+                ));
+            }
+        }
+        Procedure::Ledger => {
+            restore_ledger(&mut conn, &backup.ledger).await?;
+            steps.push(format!(
+                "restored {} ledger rows from ledger.json",
+                backup.ledger.rows.len()
+            ));
+        }
+    }
+    let proof = prove(&mut conn, backup, &procedure, options).await?;
+    conn.close().await.ok();
+    Ok(RollbackReport {
+        procedure,
+        steps,
+        proof,
+    })
+}
+
+fn dump_of(backup: &BackupSet) -> Result<std::path::PathBuf> {
+    backup.dump_path().filter(|p| p.exists()).ok_or_else(|| {
+        Error::Invalid(format!(
+            "{}: the backup has no dump (hint: Phase 1 was skipped or failed; only the ledger can be restored from this folder)",
+            backup.dir.display()
+        ))
+    })
+}
+
+async fn restore_ledger(conn: &mut sqlx::PgConnection, saved: &Ledger) -> Result<()> {
+    let mut tx = conn
+        .begin()
+        .await
+        .map_err(Error::db("starting the ledger restore"))?;
+    ledger::restore(&mut tx, saved).await?;
+    tx.commit()
+        .await
+        .map_err(Error::db("committing the ledger restore"))
+}
+
+/// Compares the target with what Phase 1 recorded.
+async fn prove(
+    conn: &mut sqlx::PgConnection,
+    backup: &BackupSet,
+    procedure: &Procedure,
+    options: &CatalogOptions,
+) -> Result<Vec<Check>> {
+    let mut proof = Vec::new();
+    let ledger = Ledger::read(conn).await?;
+    // Rollback 2 restores tables only: the ledger stays as the repair left it.
+    if !matches!(procedure, Procedure::DroppedTables(_)) {
+        proof.push(Check {
+            name: "Ledger equals the Phase 1 export".into(),
+            passed: ledger == backup.ledger,
+            evidence: if ledger == backup.ledger {
+                Vec::new()
+            } else {
+                vec![format!(
+                    "now {:?}, exported {:?}",
+                    ledger.versions(),
+                    backup.ledger.versions()
+                )]
+            },
+        });
+    }
+    if *procedure == Procedure::Ledger {
+        return Ok(proof);
+    }
+    let tables: Vec<String> = match procedure {
+        Procedure::DroppedTables(t) => t.clone(),
+        _ => backup.data.tables.keys().cloned().collect(),
+    };
+    let before = DataSnapshot {
+        tables: backup
+            .data
+            .tables
+            .iter()
+            .filter(|(k, _)| tables.contains(k))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+    };
+    let after = DataSnapshot::capture(conn, &tables).await?;
+    let changed: Vec<String> = before
+        .compare(&after)
+        .iter()
+        .filter(|c| !c.preserved)
+        .map(|c| c.table.clone())
+        .collect();
+    proof.push(Check {
+        name: format!(
+            "Counts and checksums of {} tables equal Phase 1's",
+            tables.len()
+        ),
+        passed: changed.is_empty(),
+        evidence: changed,
+    });
+    if *procedure == Procedure::FailedMigration {
+        let live = Catalog::introspect(conn, options).await?;
+        let differences: Vec<String> = diff(&backup.catalog, &live)
+            .iter()
+            .map(|d| d.describe())
+            .collect();
+        proof.push(Check {
+            name: "Schema equals the pre-repair catalog".into(),
+            passed: differences.is_empty(),
+            evidence: differences,
+        });
+    }
+    Ok(proof)
+}

@@ -1,0 +1,215 @@
+//! The success checklist of the incident plan, generalised. The plan checks
+//! that tables exist and counts match; that misses a table that survived
+//! `CREATE TABLE IF NOT EXISTS` with another shape, so here the whole schema
+//! is compared with a clean replay of every migration, besides the ledger,
+//! the seed rows and the data of every table that existed before.
+
+use serde::{Deserialize, Serialize};
+use sqlx::postgres::PgConnection;
+
+use crate::Result;
+use crate::engine::backup::{DataSnapshot, TableComparison};
+use crate::engine::diagnose::{Status, diagnose};
+use crate::engine::effects::{Effects, project_rows};
+use crate::source::catalog::{Catalog, CatalogOptions, diff};
+use crate::source::ledger::Ledger;
+use crate::source::project::Project;
+
+/// What the checklist looks at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifyOptions {
+    /// Check seed rows (false on a schema-only copy).
+    pub data: bool,
+    /// Tables the application writes to during the repair, or that a
+    /// re-applied migration alters: they may gain rows but not lose any.
+    pub live_tables: Vec<String>,
+}
+
+impl Default for VerifyOptions {
+    fn default() -> Self {
+        VerifyOptions {
+            data: true,
+            live_tables: Vec::new(),
+        }
+    }
+}
+
+/// One line of the checklist.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Check {
+    pub name: String,
+    pub passed: bool,
+    pub evidence: Vec<String>,
+}
+
+/// The checklist and the data preservation table.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Verification {
+    pub checks: Vec<Check>,
+    pub preservation: Vec<TableComparison>,
+}
+
+impl Verification {
+    /// True when every check passed.
+    pub fn passed(&self) -> bool {
+        self.checks.iter().all(|c| c.passed)
+    }
+
+    /// The failed checks.
+    pub fn failures(&self) -> Vec<&Check> {
+        self.checks.iter().filter(|c| !c.passed).collect()
+    }
+}
+
+/// Runs the checklist against `conn`. `before` is Phase 1's record of the
+/// tables that existed before the repair (their data must be unchanged).
+/// `scope` says whether there is data to check and which tables the
+/// application may write to meanwhile.
+pub async fn verify(
+    conn: &mut PgConnection,
+    project: &Project,
+    effects: &Effects,
+    before: Option<&DataSnapshot>,
+    options: &CatalogOptions,
+    scope: &VerifyOptions,
+) -> Result<Verification> {
+    let ledger = Ledger::read(conn).await?;
+    let live = Catalog::introspect(conn, options).await?;
+    let mut checks = vec![ledger_check(project, &ledger)];
+    let diagnosis = diagnose(project, &ledger, &live, effects);
+    let out_of_sync: Vec<String> = diagnosis
+        .entries
+        .iter()
+        .filter(|e| !matches!(e.status, Status::Applied | Status::Edited))
+        .map(|e| format!("{} {}: {}", e.version, e.name, e.status.label()))
+        .collect();
+    checks.push(Check {
+        name: format!(
+            "All {} migrations applied (Local = Remote in `migration list`)",
+            project.migrations.len()
+        ),
+        passed: out_of_sync.is_empty(),
+        evidence: out_of_sync,
+    });
+    let differences: Vec<String> = diff(effects.final_catalog(), &live)
+        .iter()
+        .map(|d| d.describe())
+        .collect();
+    checks.push(Check {
+        name: "Schema equals a clean replay of every migration (the `db pull` check)".into(),
+        passed: differences.is_empty(),
+        evidence: differences,
+    });
+    if scope.data {
+        checks.push(seed_check(conn, effects).await?);
+    }
+    let preservation = match before {
+        Some(snapshot) => {
+            let tables: Vec<String> = snapshot.tables.keys().cloned().collect();
+            let after = DataSnapshot::capture(conn, &tables).await?;
+            let comparison = snapshot.compare_allowing_growth(&after, &scope.live_tables);
+            let changed: Vec<String> = comparison
+                .iter()
+                .filter(|c| !c.preserved)
+                .map(|c| match &c.after {
+                    Some(a) => format!(
+                        "{}: {} rows before, {} after, checksum {}",
+                        c.table,
+                        c.before.rows,
+                        a.rows,
+                        if a.checksum == c.before.checksum {
+                            "equal"
+                        } else {
+                            "differs"
+                        }
+                    ),
+                    None => format!("{}: missing", c.table),
+                })
+                .collect();
+            checks.push(Check {
+                name: format!(
+                    "Data of the {} tables that existed before is unchanged (counts and checksums)",
+                    comparison.len()
+                ),
+                passed: changed.is_empty(),
+                evidence: changed,
+            });
+            comparison
+        }
+        None => Vec::new(),
+    };
+    Ok(Verification {
+        checks,
+        preservation,
+    })
+}
+
+fn ledger_check(project: &Project, ledger: &Ledger) -> Check {
+    let mut evidence = Vec::new();
+    for m in &project.migrations {
+        match ledger.get(&m.version) {
+            None => evidence.push(format!("{}: not in the ledger", m.file_name())),
+            Some(row) if row.name.as_deref() != Some(m.name.as_str()) => evidence.push(format!(
+                "{}: recorded with name {:?}",
+                m.file_name(),
+                row.name
+            )),
+            Some(_) => {}
+        }
+    }
+    for row in &ledger.rows {
+        if project.get(&row.version).is_none() {
+            evidence.push(format!("{}: in the ledger, no local file", row.version));
+        }
+    }
+    Check {
+        name: "Ledger lists exactly the local migrations".into(),
+        passed: evidence.is_empty(),
+        evidence,
+    }
+}
+
+async fn seed_check(conn: &mut PgConnection, effects: &Effects) -> Result<Check> {
+    let mut evidence = Vec::new();
+    let mut expected_rows = 0;
+    for (table, rows) in &effects.seed {
+        expected_rows += rows.len();
+        let columns = columns_of(rows);
+        let found = match project_rows(conn, table, &columns).await {
+            Ok(found) => found,
+            Err(_) => {
+                evidence.push(format!("{table}: cannot be read (missing?)"));
+                continue;
+            }
+        };
+        let missing: Vec<&String> = rows.iter().filter(|r| !found.contains(r)).collect();
+        if let Some(first) = missing.first() {
+            evidence.push(format!(
+                "{table}: {} of {} seed rows missing, e.g. {first}",
+                missing.len(),
+                rows.len()
+            ));
+        }
+    }
+    if !evidence.is_empty() {
+        evidence.push(
+            "hint: seed statements insert only where the rows they reference exist (e.g. the organization a catalog belongs to); insert the missing rows, then verify again".into(),
+        );
+    }
+    Ok(Check {
+        name: format!(
+            "Seed data present ({expected_rows} rows in {} tables)",
+            effects.seed.len()
+        ),
+        passed: evidence.is_empty(),
+        evidence,
+    })
+}
+
+/// The column names of projected seed rows (JSON objects with sorted keys).
+fn columns_of(rows: &[String]) -> Vec<String> {
+    rows.first()
+        .and_then(|r| serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(r).ok())
+        .map(|m| m.keys().cloned().collect())
+        .unwrap_or_default()
+}

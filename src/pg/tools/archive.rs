@@ -1,0 +1,145 @@
+//! Reading a custom-format archive and turning it into SQL with the tools
+//! container: its table of contents (`pg_restore --list --verbose`), the SQL
+//! of chosen entries (`pg_restore --use-list`, written to a private temporary
+//! file) and feeding that SQL to psql between phantom-sync's own opening and
+//! closing statements.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use super::run::{self, Call, Input, Part, Sink};
+use super::{PgTools, toc};
+use crate::pg::target::Target;
+use crate::{Error, Result};
+
+/// The SQL of some archive entries, in a private temporary file removed on drop.
+pub(crate) struct ScriptFile(pub PathBuf);
+
+impl Drop for ScriptFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// The schemas the archive creates its missing extensions in (the list does not say).
+pub(crate) async fn archived_extensions(
+    tools: &PgTools,
+    dump: &Path,
+    toc: &toc::Toc,
+    live: &toc::LiveGlobals,
+) -> Result<BTreeMap<String, String>> {
+    let missing: Vec<u32> = toc
+        .entries
+        .iter()
+        .filter(|e| e.desc == "EXTENSION" && !live.extensions.contains_key(&e.tag))
+        .map(|e| e.id)
+        .collect();
+    if missing.is_empty() {
+        return Ok(Default::default());
+    }
+    let script = script_for(tools, dump, &missing).await?;
+    let sql = tokio::fs::read_to_string(&script.0)
+        .await
+        .map_err(Error::io("read", &script.0))?;
+    Ok(toc::extension_schemas(&sql))
+}
+
+/// `pg_restore --list --verbose` of an archive, parsed.
+pub(crate) async fn list(tools: &PgTools, dump: &Path) -> Result<toc::Toc> {
+    if !dump.is_file() {
+        return Err(Error::Invalid(format!(
+            "{}: no such backup file",
+            dump.display()
+        )));
+    }
+    let call = Call {
+        tool: "pg_restore",
+        program: "pg_restore",
+        args: vec!["--list".into(), "--verbose".into()],
+        target: None,
+        input: Input::Parts(vec![Part::File(dump.to_path_buf())]),
+        sink: Sink::Capture,
+        doing: format!("reading the table of contents of {}", dump.display()),
+    };
+    let listing = run::run(tools, call).await?;
+    toc::parse(&String::from_utf8_lossy(&listing.stdout))
+}
+
+/// The SQL that replays the entries `ids` of an archive (`pg_restore --use-list`), in a temporary file.
+pub(crate) async fn script_for(tools: &PgTools, dump: &Path, ids: &[u32]) -> Result<ScriptFile> {
+    let list = toc::use_list(ids);
+    let path = std::env::temp_dir().join(format!(
+        "phantom-sync-restore-{}-{}.sql",
+        std::process::id(),
+        unique()
+    ));
+    let script = ScriptFile(path.clone());
+    let call = Call {
+        tool: "pg_restore",
+        program: "sh",
+        args: vec!["-c".into(), USE_LIST_SH.into(), "pg_restore".into()],
+        target: None,
+        input: Input::Parts(vec![
+            Part::Bytes(format!("{}\n{list}", list.len()).into_bytes()),
+            Part::File(dump.to_path_buf()),
+        ]),
+        sink: Sink::File(path),
+        doing: format!("turning {} into SQL", dump.display()),
+    };
+    run::run(tools, call).await?;
+    Ok(script)
+}
+
+/// Feeds `head`, the file and `tail` to psql; `head` opens the transaction
+/// and `tail` commits it, so a script cut short commits nothing.
+pub(crate) async fn psql_file(
+    tools: &PgTools,
+    target: &Target,
+    head: String,
+    file: &Path,
+    tail: String,
+    doing: String,
+) -> Result<String> {
+    let call = Call {
+        tool: "psql",
+        program: "psql",
+        args: psql_args(true),
+        target: Some(target),
+        input: Input::Parts(vec![
+            Part::Bytes(head.into_bytes()),
+            Part::File(file.to_path_buf()),
+            Part::Bytes(tail.into_bytes()),
+        ]),
+        sink: Sink::Capture,
+        doing,
+    };
+    Ok(String::from_utf8_lossy(&run::run(tools, call).await?.stdout).into_owned())
+}
+
+/// Reads the size of a `pg_restore --use-list` list and the list from stdin,
+/// then lets pg_restore read the archive from the rest of stdin.
+pub(crate) const USE_LIST_SH: &str = r#"set -eu
+list=$(mktemp)
+trap 'rm -f "$list"' EXIT
+IFS= read -r size
+head -c "$size" > "$list"
+pg_restore --use-list="$list" --file=-
+"#;
+
+pub(crate) fn psql_args(quiet: bool) -> Vec<String> {
+    let mut args: Vec<String> = ["--no-psqlrc", "--no-password", "--set=ON_ERROR_STOP=1"]
+        .map(String::from)
+        .to_vec();
+    if quiet {
+        args.push("--quiet".into());
+    }
+    args.push("--file=-".into());
+    args
+}
+
+/// A process-unique number (for temporary file names).
+fn unique() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}

@@ -1,0 +1,467 @@
+//! Running one PostgreSQL client program through the docker CLI, in the
+//! server's own container (`docker exec`) or in a throw-away one
+//! (`docker run --rm --network host`). Connection settings travel as `PG*`
+//! environment variables whose values the docker CLI takes from its own
+//! environment (`-e NAME` without `=value`), so no password ever appears in
+//! an argument list. Failures become [`Error::Tool`] with the program's last
+//! stderr lines, scrubbed of passwords, and a hint where the cause is known.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+use sha2::{Digest, Sha256};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::process::Command;
+
+use super::PgTools;
+use crate::pg::target::{Target, redact_url};
+use crate::{Error, Result};
+
+/// How many stderr lines a failure quotes.
+const STDERR_LINES: usize = 15;
+
+/// What the program reads on stdin.
+pub(crate) enum Input {
+    Null,
+    /// These parts, one after the other.
+    Parts(Vec<Part>),
+}
+
+/// A piece of stdin.
+pub(crate) enum Part {
+    Bytes(Vec<u8>),
+    /// The whole file, streamed.
+    File(PathBuf),
+}
+
+/// Where the program's stdout goes.
+pub(crate) enum Sink {
+    Capture,
+    /// Written to this file (created with mode 0600, replaced if present).
+    File(PathBuf),
+}
+
+/// One program run.
+pub(crate) struct Call<'a> {
+    /// The name errors use (`pg_dump`), which may differ from `program` (`sh`).
+    pub tool: &'static str,
+    pub program: &'static str,
+    pub args: Vec<String>,
+    /// The database the program connects to, if any.
+    pub target: Option<&'a Target>,
+    pub input: Input,
+    pub sink: Sink,
+    /// What we were doing, for errors ("dumping postgres://…").
+    pub doing: String,
+}
+
+/// A successful run: captured stdout, or the size and SHA-256 of the file written.
+#[derive(Debug, Default)]
+pub(crate) struct Finished {
+    pub stdout: Vec<u8>,
+    pub bytes: u64,
+    pub sha256: String,
+}
+
+/// Runs `call` to completion.
+pub(crate) async fn run(tools: &PgTools, call: Call<'_>) -> Result<Finished> {
+    let env = match call.target {
+        Some(target) => connection_env(tools, target)?,
+        None => Vec::new(),
+    };
+    let stdin_used = !matches!(call.input, Input::Null);
+    let mut cmd = Command::new("docker");
+    cmd.args(docker_args(tools, &call, &env, stdin_used))
+        .stdin(if stdin_used {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    for (name, value) in &env {
+        cmd.env(name, value);
+    }
+    if let Some(password) = call.target.and_then(Target::password) {
+        cmd.env("PGPASSWORD", password);
+    }
+    let mut child = cmd.spawn().map_err(|e| Error::Tool {
+        tool: call.tool.into(),
+        detail: format!(
+            "{}: cannot run the docker CLI: {e} (hint: install Docker and put `docker` on PATH)",
+            call.doing
+        ),
+    })?;
+    let (stdin, stdout, stderr) = (child.stdin.take(), child.stdout.take(), child.stderr.take());
+    let (fed, drained, errors) = tokio::join!(
+        feed(stdin, &call.input),
+        drain(stdout, &call.sink),
+        read_all(stderr)
+    );
+    let status = child.wait().await.map_err(|e| Error::Tool {
+        tool: call.tool.into(),
+        detail: format!("{}: {e}", call.doing),
+    })?;
+    let stderr = String::from_utf8_lossy(&errors.unwrap_or_default()).into_owned();
+    let password = call.target.and_then(Target::password);
+    // Our own side failing (an unreadable input, an unwritable output) is the
+    // cause of whatever the program then complains about: report it first.
+    let io_error = |e: std::io::Error| Error::Tool {
+        tool: call.tool.into(),
+        detail: scrub(&format!("{}: {e}", call.doing), password),
+    };
+    fed.map_err(io_error)?;
+    let drained = drained.map_err(io_error)?;
+    if !status.success() {
+        return Err(failure(&call, &status.to_string(), &stderr, password));
+    }
+    Ok(drained)
+}
+
+/// The docker CLI's arguments: `exec`/`run`, the variables to pass on, the program and its arguments.
+fn docker_args(
+    tools: &PgTools,
+    call: &Call<'_>,
+    env: &[(&'static str, String)],
+    stdin_used: bool,
+) -> Vec<String> {
+    let mut args: Vec<String> = Vec::new();
+    let interactive = if stdin_used {
+        vec!["-i".to_string()]
+    } else {
+        Vec::new()
+    };
+    let pass_on = env
+        .iter()
+        .map(|(name, _)| *name)
+        .chain(call.target.map(|_| "PGPASSWORD"))
+        .flat_map(|name| ["-e".to_string(), name.to_string()]);
+    match tools {
+        PgTools::Exec { container_id } => {
+            args.push("exec".into());
+            args.extend(interactive);
+            args.extend(pass_on);
+            args.push(container_id.clone());
+            args.push(call.program.into());
+        }
+        PgTools::Run { image } => {
+            args.extend(
+                ["run", "--rm", "--log-driver", "none", "--network", "host"].map(String::from),
+            );
+            args.extend(interactive);
+            args.extend(pass_on);
+            args.extend([
+                "--entrypoint".to_string(),
+                call.program.to_string(),
+                image.clone(),
+            ]);
+        }
+    }
+    args.extend(call.args.iter().cloned());
+    args
+}
+
+/// `PG*` settings (all but the password) for a connection to `target`.
+fn connection_env(tools: &PgTools, target: &Target) -> Result<Vec<(&'static str, String)>> {
+    let options = target.options();
+    let (host, port) = match tools {
+        PgTools::Exec { .. } => ("127.0.0.1".to_string(), "5432".to_string()),
+        PgTools::Run { .. } => {
+            let host = options.get_host();
+            if options.get_socket().is_some() || host.starts_with('/') {
+                return Err(Error::Invalid(format!(
+                    "{target}: a Unix socket cannot be reached from a tools container (hint: connect through TCP, e.g. host=127.0.0.1)"
+                )));
+            }
+            (host.to_string(), options.get_port().to_string())
+        }
+    };
+    let mut env = vec![
+        ("PGHOST", host),
+        ("PGPORT", port),
+        ("PGUSER", options.get_username().to_string()),
+        ("PGDATABASE", target.database().to_string()),
+        ("PGAPPNAME", "phantom-sync".to_string()),
+        ("PGCONNECT_TIMEOUT", "15".to_string()),
+    ];
+    if matches!(tools, PgTools::Run { .. }) {
+        env.push(("PGSSLMODE", ssl_mode(options.get_ssl_mode()).to_string()));
+    }
+    Ok(env)
+}
+
+fn ssl_mode(mode: sqlx::postgres::PgSslMode) -> &'static str {
+    use sqlx::postgres::PgSslMode::*;
+    match mode {
+        Disable => "disable",
+        Allow => "allow",
+        Prefer => "prefer",
+        Require => "require",
+        VerifyCa => "verify-ca",
+        VerifyFull => "verify-full",
+    }
+}
+
+/// Writes the input, then closes stdin. A program that stops reading early
+/// (`pg_restore -l` only needs the archive's head) is not an error here: its
+/// exit status tells.
+async fn feed(stdin: Option<impl AsyncWrite + Unpin>, input: &Input) -> std::io::Result<()> {
+    let Some(mut stdin) = stdin else {
+        return Ok(());
+    };
+    let written = async {
+        let parts: &[Part] = match input {
+            Input::Null => &[],
+            Input::Parts(parts) => parts,
+        };
+        for part in parts {
+            match part {
+                Part::Bytes(bytes) => stdin.write_all(bytes).await?,
+                Part::File(path) => {
+                    let named = |e: std::io::Error| {
+                        std::io::Error::new(e.kind(), format!("reading {}: {e}", path.display()))
+                    };
+                    let mut source = tokio::fs::File::open(path).await.map_err(named)?;
+                    tokio::io::copy(&mut source, &mut stdin).await?;
+                }
+            }
+        }
+        stdin.shutdown().await
+    };
+    match written.await {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => other,
+    }
+}
+
+/// Collects stdout, or streams it into a file while hashing it.
+async fn drain(stdout: Option<impl AsyncRead + Unpin>, sink: &Sink) -> std::io::Result<Finished> {
+    let Some(mut stdout) = stdout else {
+        return Ok(Finished::default());
+    };
+    match sink {
+        Sink::Capture => {
+            let mut captured = Vec::new();
+            stdout.read_to_end(&mut captured).await?;
+            Ok(Finished {
+                bytes: captured.len() as u64,
+                stdout: captured,
+                sha256: String::new(),
+            })
+        }
+        Sink::File(path) => {
+            let named = |e: std::io::Error| {
+                std::io::Error::new(e.kind(), format!("writing {}: {e}", path.display()))
+            };
+            let mut file = private_file(path).await.map_err(named)?;
+            let mut hasher = Sha256::new();
+            let mut bytes = 0u64;
+            let mut buffer = vec![0u8; 256 * 1024];
+            loop {
+                let n = stdout.read(&mut buffer).await?;
+                if n == 0 {
+                    break;
+                }
+                hasher.update(&buffer[..n]);
+                file.write_all(&buffer[..n]).await?;
+                bytes += n as u64;
+            }
+            file.sync_all().await?;
+            Ok(Finished {
+                stdout: Vec::new(),
+                bytes,
+                sha256: format!("{:x}", hasher.finalize()),
+            })
+        }
+    }
+}
+
+/// Creates (or truncates) a file only its owner can read: dumps hold data.
+pub(crate) async fn private_file(path: &Path) -> std::io::Result<tokio::fs::File> {
+    let mut options = tokio::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    options.mode(0o600);
+    options.open(path).await
+}
+
+async fn read_all(stderr: Option<impl AsyncRead + Unpin>) -> std::io::Result<Vec<u8>> {
+    let mut out = Vec::new();
+    if let Some(mut stderr) = stderr {
+        stderr.read_to_end(&mut out).await?;
+    }
+    Ok(out)
+}
+
+/// The error for a program that exited unsuccessfully.
+fn failure(call: &Call<'_>, status: &str, stderr: &str, password: Option<&str>) -> Error {
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    let tail = lines[lines.len().saturating_sub(STDERR_LINES)..].join("\n");
+    let hint = hint(call.tool, stderr)
+        .map(|h| format!("\n(hint: {h})"))
+        .unwrap_or_default();
+    let detail = format!("{} ({status}):\n{tail}{hint}", call.doing);
+    Error::Tool {
+        tool: call.tool.into(),
+        detail: scrub(&detail, password),
+    }
+}
+
+/// Removes passwords: URL userinfo and `password=` pairs, and the literal
+/// password when it is long enough not to mangle ordinary words.
+pub(crate) fn scrub(text: &str, password: Option<&str>) -> String {
+    let redacted = redact_url(text);
+    match password {
+        Some(p) if p.len() >= 4 => redacted.replace(p, "***"),
+        _ => redacted,
+    }
+}
+
+/// A known cause for a failure, from the program's stderr.
+fn hint(tool: &str, stderr: &str) -> Option<String> {
+    let text = stderr.to_lowercase();
+    let has = |needle: &str| text.contains(needle);
+    let hint = if has("server version mismatch") {
+        format!(
+            "this {tool} is older than the server; run the tools of the server's major \
+             (PgTools::for_major with the major that `SHOW server_version_num` reports)"
+        )
+    } else if has("password authentication failed") || has("no password supplied") {
+        "check the user and password of the connection URL".to_string()
+    } else if has("permission denied") || has("must be owner of") || has("must be member of role") {
+        format!(
+            "the role lacks privileges for this {tool} run; use a role that can read every table and own every \
+             object in scope, e.g. the project's postgres role"
+        )
+    } else if has("violates foreign key constraint")
+        || (has("foreign key constraint") && has("is not present"))
+    {
+        "rows the backup references were deleted outside the restored scope (e.g. from auth.users); \
+         bring those back first — nothing was changed"
+            .to_string()
+    } else if has("unsupported version") && has("file header") {
+        format!(
+            "the archive was written by a newer pg_dump than this {tool}; use the tools of the archive's major"
+        )
+    } else if has("role") && has("does not exist") {
+        "the backup names a role this server lacks; roles are cluster-wide and not part of a database backup — \
+         create it first"
+            .to_string()
+    } else if has("already exists") {
+        "an object the backup recreates already exists; nothing was changed".to_string()
+    } else if has("could not connect")
+        || has("connection refused")
+        || has("could not translate host name")
+        || has("timeout expired")
+    {
+        "the tools run in a container on the host network; check that host and port are reachable from this machine".to_string()
+    } else if has("no such container") {
+        "the harness container that served this database is gone; start a new one".to_string()
+    } else if has("unable to find image") || has("no such image") || has("pull access denied") {
+        "the PostgreSQL image is not on this machine; resolve it with harness::image::resolve (it builds one locally)".to_string()
+    } else if has("cannot connect to the docker daemon") {
+        "start the Docker daemon, or set DOCKER_HOST to where it listens".to_string()
+    } else if has("executable file not found") || has("not found in $path") {
+        format!("the image has no {tool} on its PATH; use an image of the official postgres layout")
+    } else if has("no space left on device") {
+        "free disk space where the backup is written, and inside Docker's storage".to_string()
+    } else {
+        return None;
+    };
+    Some(hint)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn arguments_carry_variable_names_but_never_values() {
+        let target = Target::parse("postgres://app:hunter22@db.example.com:6543/prod").unwrap();
+        let tools = PgTools::Run {
+            image: "phantom-sync/postgres:17".into(),
+        };
+        let call = Call {
+            tool: "pg_dump",
+            program: "pg_dump",
+            args: vec!["--format=custom".into()],
+            target: Some(&target),
+            input: Input::Null,
+            sink: Sink::Capture,
+            doing: "dumping".into(),
+        };
+        let env = connection_env(&tools, &target).unwrap();
+        let args = docker_args(&tools, &call, &env, false);
+        let joined = args.join(" ");
+        assert!(!joined.contains("hunter22"), "{joined}");
+        assert!(
+            joined.starts_with("run --rm --log-driver none --network host -e PGHOST -e PGPORT"),
+            "{joined}"
+        );
+        assert!(
+            joined.ends_with(
+                "-e PGPASSWORD --entrypoint pg_dump phantom-sync/postgres:17 --format=custom"
+            ),
+            "{joined}"
+        );
+        assert!(env.contains(&("PGHOST", "db.example.com".to_string())));
+        assert!(env.contains(&("PGPORT", "6543".to_string())));
+        assert!(env.contains(&("PGDATABASE", "prod".to_string())));
+
+        let exec = PgTools::Exec {
+            container_id: "abc123".into(),
+        };
+        let env = connection_env(&exec, &target).unwrap();
+        assert!(
+            env.contains(&("PGHOST", "127.0.0.1".to_string()))
+                && env.contains(&("PGPORT", "5432".to_string()))
+        );
+        let args = docker_args(&exec, &call, &env, true);
+        assert_eq!(&args[..2], ["exec", "-i"]);
+        assert_eq!(
+            args[args.len() - 3..],
+            ["abc123", "pg_dump", "--format=custom"]
+        );
+    }
+
+    #[test]
+    fn failures_quote_stderr_without_passwords_and_give_hints() {
+        let call = Call {
+            tool: "pg_dump",
+            program: "pg_dump",
+            args: Vec::new(),
+            target: None,
+            input: Input::Null,
+            sink: Sink::Capture,
+            doing: "dumping postgres://u:***@h:5432/db".into(),
+        };
+        let stderr = (1..=20).map(|i| format!("line {i}\n")).collect::<String>()
+            + "pg_dump: error: aborting because of server version mismatch\n\
+               pg_dump: detail: server version: 18.1; pg_dump version: 17.6 postgres://u:sekrit-pw@h/db\n";
+        let Error::Tool { tool, detail } =
+            failure(&call, "exit status: 1", &stderr, Some("sekrit-pw"))
+        else {
+            panic!("not a tool error")
+        };
+        assert_eq!(tool, "pg_dump");
+        assert!(!detail.contains("sekrit-pw"), "{detail}");
+        assert!(
+            !detail.contains("line 7\n"),
+            "only the last {STDERR_LINES} lines: {detail}"
+        );
+        assert!(detail.contains("line 8\n"), "{detail}");
+        assert!(detail.contains("older than the server"), "{detail}");
+        assert_eq!(
+            hint("pg_dump", "ERROR: permission denied for table secrets")
+                .map(|h| h.contains("postgres role")),
+            Some(true)
+        );
+        assert_eq!(hint("psql", "something odd"), None);
+        assert_eq!(
+            scrub("pw is abc", Some("abc")),
+            "pw is abc",
+            "short passwords are not replaced blindly"
+        );
+    }
+}

@@ -1,0 +1,341 @@
+//! Runs a scenario's procedure — a repair, a repair twice, a repair killed
+//! after every step, a repair and a rollback — against the built state,
+//! holding the scenario's lock and making its application writes meanwhile,
+//! and keeps a log of what happened and the phase times.
+
+use std::fmt::Write;
+
+use sqlx::Connection;
+
+use super::State;
+use crate::engine::backup::BackupSet;
+use crate::engine::execute::Faults;
+use crate::engine::repair::{RepairOptions, make_plan, repair};
+use crate::engine::rollback::{Procedure, rollback};
+use crate::pg::sandbox::Database;
+use crate::pg::tools::PgTools;
+use crate::source::ledger::Ledger;
+use crate::testkit::scenario::{Outcome, Run, Scenario};
+use crate::{Error, Result, report};
+
+pub(super) fn first_line(text: &str) -> &str {
+    text.lines().next().unwrap_or("")
+}
+
+/// Runs the scenario's procedure; keeps a log of what happened and the phase times.
+pub(super) struct Runner<'a> {
+    scenario: &'a Scenario,
+    target: &'a crate::pg::target::Target,
+    tools: &'a PgTools,
+    options: &'a RepairOptions,
+    db: &'a Database,
+    pub(super) log: String,
+    pub(super) backup_ms: u128,
+    pub(super) repair_ms: u128,
+    /// A repair reported success without Phase 1 having run.
+    pub(super) unbacked: bool,
+    /// The scenario's lock is held for the first run only (the retry must succeed).
+    lock_released: bool,
+}
+
+impl<'a> Runner<'a> {
+    pub(super) fn new(
+        scenario: &'a Scenario,
+        target: &'a crate::pg::target::Target,
+        tools: &'a PgTools,
+        options: &'a RepairOptions,
+        db: &'a Database,
+    ) -> Self {
+        Runner {
+            scenario,
+            target,
+            tools,
+            options,
+            db,
+            log: String::new(),
+            backup_ms: 0,
+            repair_ms: 0,
+            unbacked: false,
+            lock_released: false,
+        }
+    }
+
+    pub(super) async fn run(
+        &mut self,
+        before: &State,
+        violations: &mut Vec<String>,
+    ) -> Result<(Outcome, Option<String>)> {
+        let p = &self.scenario.procedure;
+        match p.run {
+            Run::PlanOnly => {
+                let (_, plan) = make_plan(self.target, self.tools, self.options).await?;
+                let reasons: Vec<String> = plan.refusals.iter().map(|r| r.reason.clone()).collect();
+                Ok(if plan.is_runnable() {
+                    (
+                        if plan.is_noop() {
+                            Outcome::NoOp
+                        } else {
+                            Outcome::Repaired
+                        },
+                        None,
+                    )
+                } else {
+                    (Outcome::Refused, Some(reasons.join("; ")))
+                })
+            }
+            Run::Repair if p.kill_at_every_step => self.kill_at_every_step(violations).await,
+            Run::Repair => self.repair_once(self.options.clone()).await,
+            Run::RepairTwice => {
+                let first = self.repair_once(self.options.clone()).await?;
+                let _ = writeln!(
+                    self.log,
+                    "\nFirst run: {:?} {}\n",
+                    first.0,
+                    first.1.as_deref().map(first_line).unwrap_or("")
+                );
+                let mut again = self.options.clone();
+                again.faults = Faults::default();
+                again.backup_dir = self.options.backup_dir.join("again");
+                self.lock_released = true;
+                let second = self.repair_once(again).await?;
+                if let Some(then) = &self.scenario.expect.then
+                    && &second.0 != then
+                {
+                    violations.push(format!(
+                        "second run: expected {then:?}, got {:?} {:?}",
+                        second.0, second.1
+                    ));
+                }
+                Ok(first)
+            }
+            Run::RollbackFailedMigration | Run::RollbackDroppedTables | Run::RollbackLedger => {
+                self.rollback(before, violations).await
+            }
+        }
+    }
+
+    async fn repair_once(&mut self, options: RepairOptions) -> Result<(Outcome, Option<String>)> {
+        let lock = self.hold_lock().await?;
+        let writer = self.concurrent_writes();
+        let outcome = repair(self.target, self.tools, &options).await;
+        if let Some(writer) = writer {
+            writer
+                .await
+                .map_err(|e| Error::Environment(e.to_string()))??;
+        }
+        if let Some(lock) = lock {
+            lock.close().await.ok();
+        }
+        let (journal, result) = match outcome {
+            Ok(done) => {
+                let outcome = if done.plan.is_noop() {
+                    Outcome::NoOp
+                } else {
+                    Outcome::Repaired
+                };
+                (done.journal, (outcome, None))
+            }
+            Err(stopped) => {
+                let refused = matches!(stopped.failure.error, Error::Refused { .. })
+                    || stopped.plan.as_ref().is_some_and(|p| !p.is_runnable());
+                let reason = match &stopped.plan {
+                    Some(plan) if !plan.is_runnable() => plan
+                        .refusals
+                        .iter()
+                        .map(|r| r.reason.clone())
+                        .collect::<Vec<_>>()
+                        .join("; "),
+                    _ => stopped.failure.error.to_string(),
+                };
+                (
+                    stopped.failure.journal,
+                    (
+                        if refused {
+                            Outcome::Refused
+                        } else {
+                            Outcome::Failed
+                        },
+                        Some(reason),
+                    ),
+                )
+            }
+        };
+        if result.0 == Outcome::Repaired
+            && journal
+                .phase(crate::engine::plan::Phase::Backup)
+                .next()
+                .is_none()
+        {
+            self.unbacked = true;
+        }
+        self.backup_ms += journal
+            .phase(crate::engine::plan::Phase::Backup)
+            .map(|e| e.duration_ms)
+            .sum::<u128>();
+        self.repair_ms += journal
+            .entries
+            .iter()
+            .filter(|e| e.phase != crate::engine::plan::Phase::Backup)
+            .map(|e| e.duration_ms)
+            .sum::<u128>();
+        let _ = writeln!(
+            self.log,
+            "## Journal\n\n{}",
+            report::journal_markdown(&journal)
+        );
+        Ok(result)
+    }
+
+    /// Kills the repair after each backup step, then after each unit of work
+    /// (the ledger repair, every migration) of a freshly made plan, until
+    /// nothing is left; the last, undisturbed run must find the database
+    /// repaired.
+    async fn kill_at_every_step(
+        &mut self,
+        violations: &mut Vec<String>,
+    ) -> Result<(Outcome, Option<String>)> {
+        let mut backup_steps = ["1.1", "1.2", "1.3"].into_iter();
+        for round in 0..32 {
+            let stop = match backup_steps.next() {
+                Some(id) => Some(id.to_string()),
+                None => {
+                    let (_, plan) = make_plan(self.target, self.tools, self.options).await?;
+                    plan.steps
+                        .iter()
+                        .find(|s| {
+                            matches!(
+                                s.phase,
+                                crate::engine::plan::Phase::LedgerRepair
+                                    | crate::engine::plan::Phase::Reapply
+                            )
+                        })
+                        .map(|s| s.id.clone())
+                }
+            };
+            let Some(stop) = stop else { break };
+            let mut options = self.options.clone();
+            options.faults = Faults {
+                stop_after: Some(stop.clone()),
+                ..Faults::default()
+            };
+            options.backup_dir = self.options.backup_dir.join(format!("killed-{round}"));
+            let (outcome, reason) = self.repair_once(options).await?;
+            let _ = writeln!(self.log, "Killed after step {stop}: {outcome:?}\n");
+            if !reason.as_deref().unwrap_or("").contains("interrupted") {
+                violations.push(format!(
+                    "run killed after {stop} ended otherwise: {outcome:?} {reason:?}"
+                ));
+            }
+        }
+        let (outcome, reason) = self.repair_once(self.options.clone()).await?;
+        // The work was done by the killed runs; the last one verifies it.
+        Ok(if outcome == Outcome::NoOp {
+            (Outcome::Repaired, reason)
+        } else {
+            (outcome, reason)
+        })
+    }
+
+    async fn rollback(
+        &mut self,
+        before: &State,
+        violations: &mut Vec<String>,
+    ) -> Result<(Outcome, Option<String>)> {
+        let p = &self.scenario.procedure;
+        let (outcome, reason) = self.repair_once(self.options.clone()).await?;
+        let _ = writeln!(
+            self.log,
+            "Repair before the rollback: {outcome:?} {}\n",
+            reason.as_deref().map(first_line).unwrap_or("")
+        );
+        let mut conn = self.db.connect().await?;
+        for statement in &p.mistake {
+            sqlx::raw_sql(sqlx::AssertSqlSafe(statement.clone()))
+                .execute(&mut conn)
+                .await
+                .map_err(Error::db("running the scenario's mistake"))?;
+        }
+        conn.close().await.ok();
+        let procedure = match p.run {
+            Run::RollbackFailedMigration => Procedure::FailedMigration,
+            Run::RollbackDroppedTables => Procedure::DroppedTables(Vec::new()),
+            _ => Procedure::Ledger,
+        };
+        let set = BackupSet::load(&self.options.backup_dir)?;
+        let report = rollback(
+            self.target,
+            self.tools,
+            &set,
+            procedure,
+            &self.options.catalog,
+        )
+        .await?;
+        let _ = writeln!(self.log, "## {}\n", report.procedure.title());
+        for step in &report.steps {
+            let _ = writeln!(
+                self.log,
+                "- {}",
+                step.replace(&self.options.backup_dir.display().to_string(), "<backup>")
+            );
+        }
+        for check in &report.proof {
+            let _ = writeln!(
+                self.log,
+                "- [{}] {} {}",
+                if check.passed { "x" } else { " " },
+                check.name,
+                check.evidence.join("; ")
+            );
+        }
+        if report.procedure == Procedure::Ledger
+            && Ledger::read(&mut self.db.connect().await?).await? != before.ledger
+        {
+            violations
+                .push("after rollback 3 the ledger differs from the pre-repair ledger".into());
+        }
+        Ok(if report.restored() {
+            (Outcome::RolledBack, None)
+        } else {
+            (Outcome::Failed, Some("the rollback's proof failed".into()))
+        })
+    }
+
+    async fn hold_lock(&self) -> Result<Option<sqlx::PgConnection>> {
+        let Some(hold) = self
+            .scenario
+            .procedure
+            .hold_lock
+            .as_ref()
+            .filter(|_| !self.lock_released)
+        else {
+            return Ok(None);
+        };
+        let mut conn = self.db.connect().await?;
+        let sql = format!(
+            "BEGIN; LOCK TABLE {} IN {} MODE",
+            hold.table,
+            hold.mode.sql()
+        );
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+            .execute(&mut conn)
+            .await
+            .map_err(Error::db("holding the scenario's lock"))?;
+        Ok(Some(conn))
+    }
+
+    fn concurrent_writes(&self) -> Option<tokio::task::JoinHandle<Result<()>>> {
+        let writes = self.scenario.procedure.concurrent_writes.clone()?;
+        let target = self.target.clone();
+        Some(tokio::spawn(async move {
+            let mut conn = target.connect().await?;
+            for _ in 0..writes.rows {
+                sqlx::raw_sql(sqlx::AssertSqlSafe(writes.insert.clone()))
+                    .execute(&mut conn)
+                    .await
+                    .map_err(Error::db("an application write"))?;
+            }
+            conn.close().await.ok();
+            Ok(())
+        }))
+    }
+}
