@@ -5,7 +5,8 @@
 #   make matrix      scenario x major wall-time table
 #   make bench       provisioning benchmark (container start, template clone, shim from scratch)
 #   make images      build the offline PostgreSQL images for every major
-#   make lint        clippy (all targets, warnings denied) and rustfmt --check
+#   make lint        clippy (warnings denied), rustfmt --check, rustdoc (warnings
+#                    denied) and the architecture check (imports run down the pipeline)
 #   make review      review pending insta snapshots
 
 comma    := ,
@@ -44,6 +45,8 @@ images: tools
 lint:
 	$(CARGO) clippy --all-targets -- -D warnings
 	$(CARGO) fmt --check
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --no-deps --quiet
+	$(CARGO) test --quiet --test architecture
 
 review:
 	@command -v cargo-insta >/dev/null 2>&1 || $(CARGO) install cargo-insta --locked

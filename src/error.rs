@@ -1,14 +1,37 @@
 //! The library's one error type. Every variant names the migration, statement,
 //! file or object it is about and, where the fix is known, says it
 //! (`hint: …`). The troubleshooting section of the incident plan maps onto
-//! variants here; `phantom-sync`'s exit codes come from [`Error::exit_code`].
+//! variants here. Each error has a [`ErrorKind`] — what sort of failure it is —
+//! from which the binary derives its documented exit codes.
 
 use std::path::PathBuf;
 
 /// Result alias used throughout the library.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// Everything that can go wrong, grouped by the exit code the CLI gives it.
+/// What sort of failure an [`Error`] is: the binary's exit codes follow it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ErrorKind {
+    /// A file, field or value the user gave cannot be used; nothing was touched.
+    BadInput,
+    /// The database could not be reached.
+    Connect,
+    /// Docker, an image, a tool or a local file failed.
+    Environment,
+    /// The database answered with an error outside a repair step.
+    Database,
+    /// The plan refused to run, or no longer fits the database; nothing was touched.
+    Refused,
+    /// A repair or rollback step failed (its transaction was rolled back).
+    StepFailed,
+    /// The repair ran, but the success checklist failed.
+    Verification,
+    /// The run was stopped (a signal, or a fault injected by the harness).
+    Interrupted,
+}
+
+/// Everything that can go wrong, each with its [`ErrorKind`].
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// A query failed; `context` says what we were doing.
@@ -111,9 +134,51 @@ pub enum Error {
     #[error("verification failed: {failures}")]
     VerificationFailed { failures: String },
 
-    /// A fault injected on purpose stopped the run (the harness's "process killed").
-    #[error("interrupted after step {step} (injected fault)")]
-    Interrupted { step: String },
+    /// The run was stopped after `step`: by a signal, or by a fault the
+    /// harness injected on purpose (`by` says which).
+    #[error(
+        "interrupted after step {step} ({by}) (hint: run the repair again — it resumes after the last step that committed)"
+    )]
+    Interrupted { step: String, by: String },
+
+    /// A local migration does not apply to an empty Supabase database, so its
+    /// effects cannot be known.
+    #[error(
+        "migration {migration} does not apply to a clean database: statement {statement_index} failed: {message}\n  {statement}\n(hint: fix {} — every migration must apply in order to an empty Supabase database)",
+        path.display()
+    )]
+    ReplayFailed {
+        migration: String,
+        path: PathBuf,
+        statement_index: usize,
+        statement: String,
+        message: String,
+    },
+
+    /// After the ledger repair committed, the ledger still lists versions it should not.
+    #[error(
+        "after the ledger repair the ledger still lists {versions:?} (hint: another session wrote to the ledger meanwhile — diagnose again)"
+    )]
+    LedgerRepairIncomplete { versions: Vec<String> },
+
+    /// The plan names a migration the folder no longer has.
+    #[error(
+        "the plan applies or records {version}, which is not in {} (hint: the migrations folder changed since the plan was made — plan again)",
+        dir.display()
+    )]
+    PlanFileMissing { version: String, dir: PathBuf },
+
+    /// The server answered something we cannot interpret.
+    #[error("unexpected answer from the server: {0}")]
+    UnexpectedServer(String),
+
+    /// A restore would destroy what it cannot bring back; nothing was changed.
+    #[error("{0}")]
+    RestoreRefused(String),
+
+    /// A backup folder cannot be used (missing, incomplete or damaged files).
+    #[error("backup {}: {problem}", dir.display())]
+    Backup { dir: PathBuf, problem: String },
 }
 
 impl Error {
@@ -136,22 +201,28 @@ impl Error {
         }
     }
 
-    /// The CLI's exit code for this error (documented in the README).
-    pub fn exit_code(&self) -> i32 {
+    /// What sort of failure this is (the binary maps it to an exit code).
+    pub fn kind(&self) -> ErrorKind {
         match self {
-            Error::Invalid(_) => 2,
-            Error::Connect { .. } => 3,
-            Error::Environment(_) | Error::Tool { .. } | Error::Io { .. } => 4,
-            Error::Database { .. } => 5,
-            Error::Refused { .. } | Error::StalePlan { .. } => 6,
+            Error::Invalid(_) | Error::ReplayFailed { .. } | Error::Backup { .. } => {
+                ErrorKind::BadInput
+            }
+            Error::Connect { .. } => ErrorKind::Connect,
+            Error::Environment(_) | Error::Tool { .. } | Error::Io { .. } => ErrorKind::Environment,
+            Error::Database { .. } | Error::UnexpectedServer(_) => ErrorKind::Database,
+            Error::Refused { .. }
+            | Error::StalePlan { .. }
+            | Error::PlanFileMissing { .. }
+            | Error::RestoreRefused(_) => ErrorKind::Refused,
             Error::LedgerRepairMismatch { .. }
+            | Error::LedgerRepairIncomplete { .. }
             | Error::AlreadyApplied { .. }
             | Error::RelationMissing { .. }
             | Error::LockTimeout { .. }
             | Error::ConnectionLost { .. }
-            | Error::MigrationFailed { .. }
-            | Error::Interrupted { .. } => 7,
-            Error::VerificationFailed { .. } => 8,
+            | Error::MigrationFailed { .. } => ErrorKind::StepFailed,
+            Error::VerificationFailed { .. } => ErrorKind::Verification,
+            Error::Interrupted { .. } => ErrorKind::Interrupted,
         }
     }
 }

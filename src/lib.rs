@@ -4,7 +4,7 @@
 //!
 //! The folders are the pipeline, and imports only run down this list:
 //!
-//! * [`bench`] — benchmarks that print figures;
+//! * [`bench`](mod@bench) — benchmarks that print figures;
 //! * [`rehearse`] — the main job: capture a database, repair a copy, drill
 //!   every rollback, write the runbook;
 //! * [`testkit`] — scenario files, broken states built for real, the matrix;
@@ -16,10 +16,13 @@
 //!   major, ephemeral PostgreSQL;
 //! * [`error`] — the one error type.
 #![forbid(unsafe_code)]
+// The library returns values; only the binary prints.
+#![deny(clippy::print_stdout, clippy::print_stderr)]
 
 pub mod bench;
 pub mod engine;
 pub mod error;
+pub mod files;
 pub mod pg;
 pub mod rehearse;
 pub mod report;

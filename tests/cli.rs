@@ -40,8 +40,8 @@ async fn plan_state() -> anyhow::Result<(Database, String)> {
 async fn list_repair_and_repair_again() -> anyhow::Result<()> {
     let (db, url) = plan_state().await?;
     let migrations = "scenarios/prompt-manager/supabase/migrations";
-    let backup = std::env::temp_dir().join(format!("phantom-cli-{}", std::process::id()));
-    let backup = backup.to_string_lossy().to_string();
+    let work = phantom_sync::files::temp_dir("cli-test")?; // removed pass or fail
+    let backup = work.path().join("backup").to_string_lossy().to_string();
 
     let list = phantom_sync(&["list", "--db-url", &url, "--migrations", migrations]);
     let out = text(&list);
@@ -64,7 +64,7 @@ async fn list_repair_and_repair_again() -> anyhow::Result<()> {
     let out = text(&repair);
     assert_eq!(repair.status.code(), Some(0), "{out}");
     assert!(
-        out.contains("Result: **success**") && out.contains("DELETE 2"),
+        out.contains("Result: **repaired**") && out.contains("DELETE 2"),
         "{out}"
     );
 
@@ -104,7 +104,6 @@ async fn list_repair_and_repair_again() -> anyhow::Result<()> {
         .collect();
     assert_eq!(statuses, vec!["applied"; 8]);
 
-    std::fs::remove_dir_all(&backup).ok();
     db.drop_database().await?;
     Ok(())
 }

@@ -11,7 +11,7 @@ use phantom_sync::engine::backup::DataSnapshot;
 use phantom_sync::pg::sandbox::{Database, PgServer, ServerOptions, versions_from_env};
 use phantom_sync::pg::target::Target;
 use phantom_sync::pg::tools::{DumpScope, PgTools};
-use phantom_sync::rehearse::{RehearseArgs, rehearse};
+use phantom_sync::rehearse::{RehearseOptions, Source, rehearse};
 use phantom_sync::source::catalog::{Catalog, CatalogOptions};
 use phantom_sync::source::ledger::Ledger;
 use phantom_sync::testkit::scenario::{Scenario, build_state};
@@ -64,16 +64,12 @@ async fn fingerprint(db: &Database) -> anyhow::Result<(String, Ledger, DataSnaps
     Ok((catalog.to_text(), ledger, data))
 }
 
-fn args(out: &Path) -> RehearseArgs {
-    RehearseArgs {
-        db_url: None,
-        dump: None,
-        major: 17,
+fn options(out: &Path, source: Source) -> RehearseOptions {
+    RehearseOptions {
+        source,
         migrations: Some(root().join("scenarios/prompt-manager/supabase/migrations")),
         schema_only: false,
         out: out.to_path_buf(),
-        quiet: true,
-        json: false,
     }
 }
 
@@ -98,12 +94,15 @@ async fn rehearse_then_repair_production() -> anyhow::Result<()> {
 
 async fn rehearse_on(server: &PgServer, major: u8) -> anyhow::Result<()> {
     let (prod, url) = production(server).await?;
-    let out = std::env::temp_dir().join(format!("phantom-rehearse-{}-{major}", std::process::id()));
+    let work = phantom_sync::files::temp_dir("rehearse-test")?; // removed pass or fail
+    let out = work.path().to_path_buf();
     let before = fingerprint(&prod).await?;
 
     // From --db-url, read-only.
-    let mut from_url = args(&out.join("url"));
-    from_url.db_url = Some(url.clone());
+    let from_url = options(
+        &out.join("url"),
+        Source::Database(Box::new(Target::parse(&url)?)),
+    );
     let rehearsal = rehearse(&from_url).await?;
     assert!(
         rehearsal.passed,
@@ -139,15 +138,13 @@ async fn rehearse_on(server: &PgServer, major: u8) -> anyhow::Result<()> {
     let dump = out.join("team.dump");
     let whole = DumpScope {
         exclude_schemas: Vec::new(),
-        ..DumpScope::default()
+        ..phantom_sync::engine::backup::dump_scope()
     };
     PgTools::for_major(major)
         .await?
         .dump(&Target::parse(&url)?, &dump, &whole)
         .await?;
-    let mut from_dump = args(&out.join("dump"));
-    from_dump.dump = Some(dump);
-    from_dump.major = major;
+    let from_dump = options(&out.join("dump"), Source::Dump { file: dump, major });
     let rehearsal = rehearse(&from_dump).await?;
     assert!(
         rehearsal.passed,
@@ -208,7 +205,6 @@ async fn rehearse_on(server: &PgServer, major: u8) -> anyhow::Result<()> {
     );
     assert!(text.contains("changed since the plan was made"), "{text}");
 
-    std::fs::remove_dir_all(&out).ok();
     prod.drop_database().await?;
     Ok(())
 }

@@ -8,7 +8,7 @@ use std::future::Future;
 use std::path::{Path, PathBuf};
 
 use phantom_sync::pg::sandbox::{Database, versions_from_env};
-use phantom_sync::pg::tools::{DumpScope, PgTools};
+use phantom_sync::pg::tools::PgTools;
 use pretty_assertions::assert_eq;
 use sqlx::Connection;
 use sqlx::postgres::PgConnection;
@@ -216,7 +216,7 @@ async fn restore_database_brings_every_schema_in_scope_back_and_leaves_auth_alon
             let target = db.target();
             let mut conn = db.connect().await?;
             let before = snapshot(&mut conn).await?;
-            let info = tools.dump(&target, &dump_path(&work), &DumpScope::default()).await?;
+            let info = tools.dump(&target, &dump_path(&work), &phantom_sync::engine::backup::dump_scope()).await?;
             assert_eq!(info.major, major);
             assert_eq!(info.bytes, std::fs::metadata(&info.path)?.len());
             assert_eq!(info.sha256.len(), 64);
@@ -244,7 +244,7 @@ async fn restore_database_brings_every_schema_in_scope_back_and_leaves_auth_alon
             sqlx::query("INSERT INTO auth.users (id, email) VALUES ($1::uuid, 'carol@example.com')").bind(carol).execute(&mut conn).await?;
             let auth_after_changes = table_checksums(&mut conn).await?.into_iter().filter(|l| l.starts_with("auth.")).collect::<Vec<_>>();
 
-            tools.restore_database(&target, &info.path, &DumpScope::default()).await?;
+            tools.restore_database(&target, &info.path, &phantom_sync::engine::backup::dump_scope()).await?;
 
             let mut after = snapshot(&mut conn).await?;
             let auth_now: Vec<String> = after["data"].iter().filter(|l| l.starts_with("auth.")).cloned().collect();
@@ -283,7 +283,11 @@ async fn restore_tables_recreates_dropped_tables_as_they_were_dumped() -> TestRe
             let mut conn = db.connect().await?;
             let before = snapshot(&mut conn).await?;
             let info = tools
-                .dump(&target, &dump_path(&work), &DumpScope::default())
+                .dump(
+                    &target,
+                    &dump_path(&work),
+                    &phantom_sync::engine::backup::dump_scope(),
+                )
                 .await?;
 
             // "Wrong tables dropped": organizations takes members' foreign key along.
@@ -355,7 +359,7 @@ async fn a_bad_password_fails_without_showing_it_and_leaves_no_file() -> TestRes
             let out = dump_path(&work);
             for tools in [PgTools::for_database(&db), PgTools::for_major(major).await?] {
                 let err = tools
-                    .dump(&target, &out, &DumpScope::default())
+                    .dump(&target, &out, &phantom_sync::engine::backup::dump_scope())
                     .await
                     .expect_err("wrong password");
                 let text = format!("{err} {err:?}");
@@ -417,7 +421,11 @@ async fn restore_database_refuses_to_drop_what_it_cannot_recreate_outside_its_sc
             let tools = PgTools::for_database(&db);
             let target = db.target();
             let info = tools
-                .dump(&target, &dump_path(&work), &DumpScope::default())
+                .dump(
+                    &target,
+                    &dump_path(&work),
+                    &phantom_sync::engine::backup::dump_scope(),
+                )
                 .await?;
             // A column of auth.users typed with a public enum: dropping public would drop the column.
             let mut conn = db.connect().await?;
@@ -431,7 +439,11 @@ async fn restore_database_refuses_to_drop_what_it_cannot_recreate_outside_its_sc
             .await?;
             let before = snapshot(&mut conn).await?;
             let err = tools
-                .restore_database(&target, &info.path, &DumpScope::default())
+                .restore_database(
+                    &target,
+                    &info.path,
+                    &phantom_sync::engine::backup::dump_scope(),
+                )
                 .await
                 .expect_err("the restore would drop auth.users.plan")
                 .to_string();

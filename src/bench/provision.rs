@@ -26,7 +26,7 @@ pub struct ProvisionFigures {
 pub async fn provision(majors: &[u8], runs: usize) -> Result<Vec<ProvisionFigures>> {
     let mut all = Vec::new();
     for &major in majors {
-        eprintln!("bench: PostgreSQL {major}, {runs} runs");
+        tracing::info!(target: "phantom_sync::progress", "bench: PostgreSQL {major}, {runs} runs");
         let server = PgServer::shared(major).await?;
         Database::create(server, "warm-up")
             .await?

@@ -443,5 +443,5 @@ fn parent_table(d: &Difference, catalog: &Catalog) -> Option<String> {
         .get(&d.key)
         .map(|o| o.definition.as_str())
         .unwrap_or("");
-    crate::engine::effects::owner_table(&d.key, definition, &catalog.tables())
+    crate::source::catalog::owner_table(&d.key, definition, &catalog.tables())
 }

@@ -195,32 +195,12 @@ pub fn touched_tables(
                 | crate::source::catalog::Change::Changed { expected, .. } => expected.as_str(),
                 crate::source::catalog::Change::Unexpected { found } => found.as_str(),
             };
-            if let Some(t) = owner_table(&change.key, definition, &tables) {
+            if let Some(t) = crate::source::catalog::owner_table(&change.key, definition, &tables) {
                 touched.insert(t);
             }
         }
     }
     touched
-}
-
-/// The table a catalog object belongs to (the table itself, or the table of
-/// a column, constraint, index, policy, trigger, grant or comment).
-pub(crate) fn owner_table(key: &str, definition: &str, tables: &[String]) -> Option<String> {
-    let rest = key.split_once(' ').map(|(_, r)| r).unwrap_or("");
-    let rest = rest
-        .strip_prefix("table ")
-        .or_else(|| rest.strip_prefix("column "))
-        .unwrap_or(rest);
-    tables
-        .iter()
-        .filter(|t| {
-            rest == t.as_str()
-                || rest.starts_with(&format!("{t}."))
-                || rest.starts_with(&format!("{t} "))
-                || definition.contains(&format!(" ON {t} "))
-        })
-        .max_by_key(|t| t.len())
-        .cloned()
 }
 
 pub(crate) fn first_line(statement: &str) -> String {

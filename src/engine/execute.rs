@@ -13,8 +13,10 @@ use sqlx::postgres::PgConnection;
 use crate::engine::backup::{self, DataSnapshot};
 use crate::engine::diagnose::diagnose;
 use crate::engine::effects::{Effects, db_message, first_line};
-use crate::engine::journal::{Journal, JournalEntry, Outcome, now_ms};
+use crate::engine::journal::{Journal, JournalEntry, StepOutcome};
+use crate::engine::outcome::RunOutcome;
 use crate::engine::plan::{Action, Plan, Step, short_fingerprint};
+use crate::files::now_ms;
 use crate::pg::sql::sql_state;
 use crate::pg::target::Target;
 use crate::pg::tools::PgTools;
@@ -85,22 +87,16 @@ pub async fn execute(plan: &Plan, ctx: &Context<'_>) -> std::result::Result<Jour
     );
     match run(plan, ctx, &mut journal).await {
         Ok(()) => {
-            journal.result = if plan.is_noop() {
-                "nothing to do".into()
+            let result = if plan.is_noop() {
+                RunOutcome::NothingToDo
             } else {
-                "success".into()
+                RunOutcome::Repaired
             };
-            let _ = journal.save();
+            journal.finish(result, None);
             Ok(journal)
         }
         Err(error) => {
-            journal.result = match &error {
-                Error::Refused { .. } | Error::StalePlan { .. } => "refused".into(),
-                Error::Interrupted { .. } => "interrupted".into(),
-                _ => "failed".into(),
-            };
-            journal.issues.push(error.to_string());
-            let _ = journal.save();
+            journal.finish(RunOutcome::of_error(&error), Some(&error));
             Err(Box::new(Failure { error, journal }))
         }
     }
@@ -141,8 +137,8 @@ async fn run(plan: &Plan, ctx: &Context<'_>, journal: &mut Journal) -> Result<()
         let clock = Instant::now();
         let result = run_step(step, ctx, &mut conn, &mut before, journal, &plan.to_apply()).await;
         let (outcome, rows, detail, error) = match result {
-            Ok((rows, detail)) => (Outcome::Done, rows, detail, None),
-            Err(e) => (Outcome::Failed, None, vec![e.to_string()], Some(e)),
+            Ok((rows, detail)) => (StepOutcome::Done, rows, detail, None),
+            Err(e) => (StepOutcome::Failed, None, vec![e.to_string()], Some(e)),
         };
         journal.entries.push(JournalEntry {
             step: step.id.clone(),
@@ -162,6 +158,7 @@ async fn run(plan: &Plan, ctx: &Context<'_>, journal: &mut Journal) -> Result<()
         if ctx.faults.stop_after.as_deref() == Some(step.id.as_str()) {
             return Err(Error::Interrupted {
                 step: step.id.clone(),
+                by: "a fault injected by the harness".into(),
             });
         }
     }
@@ -236,7 +233,7 @@ async fn run_step(
                 .dump(
                     &ctx.target,
                     &ctx.backup_dir.join(backup::DUMP_FILE),
-                    &Default::default(),
+                    &backup::dump_scope(),
                 )
                 .await?;
             backup::save_dump_info(&ctx.backup_dir, &info)?;
@@ -256,12 +253,13 @@ async fn run_step(
             rekey,
         } => repair_ledger(conn, ctx.project, revert, record, rekey).await,
         Action::Apply { version } => {
-            let migration = ctx.project.get(version).ok_or_else(|| {
-                Error::Invalid(format!(
-                    "the plan applies {version}, which is not in {} (hint: plan again)",
-                    ctx.project.dir.display()
-                ))
-            })?;
+            let migration = ctx
+                .project
+                .get(version)
+                .ok_or_else(|| Error::PlanFileMissing {
+                    version: version.clone(),
+                    dir: ctx.project.dir.clone(),
+                })?;
             apply(conn, migration, ctx).await?;
             Ok((
                 Some(migration.statements.len() as u64),
@@ -339,9 +337,10 @@ async fn repair_ledger(
         detail.push(format!("DELETE {deleted} ({})", revert.join(", ")));
     }
     for version in record {
-        let m = project
-            .get(version)
-            .ok_or_else(|| Error::Invalid(format!("{version}: no local file to record")))?;
+        let m = project.get(version).ok_or_else(|| Error::PlanFileMissing {
+            version: version.clone(),
+            dir: project.dir.clone(),
+        })?;
         ledger::mark_applied(&mut tx, &m.version, &m.name, &m.statements).await?;
         detail.push(format!("recorded {} as applied", m.file_name()));
     }
@@ -354,11 +353,13 @@ async fn repair_ledger(
         .await
         .map_err(Error::db("committing the ledger repair"))?;
     let after = Ledger::read(conn).await?;
-    let still: Vec<&String> = revert.iter().filter(|v| after.get(v).is_some()).collect();
+    let still: Vec<String> = revert
+        .iter()
+        .filter(|v| after.get(v).is_some())
+        .cloned()
+        .collect();
     if !still.is_empty() {
-        return Err(Error::Invalid(format!(
-            "after the ledger repair the ledger still lists {still:?}"
-        )));
+        return Err(Error::LedgerRepairIncomplete { versions: still });
     }
     Ok((Some(deleted), detail))
 }

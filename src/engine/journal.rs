@@ -1,21 +1,26 @@
 //! The execution log of a repair: one entry per step with start, end,
 //! duration, outcome and rows affected, plus the verification checklist and
-//! the data preservation table. It is saved after every step, so a repair
-//! that is killed leaves the journal of what it had done.
+//! the data preservation table. It is saved as `journal.json` after every
+//! step, so a repair that is killed leaves the log of what it had done; the
+//! readable `journal.md` is rendered from it by [`crate::report`].
 
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
+use crate::Result;
+use crate::engine::outcome::RunOutcome;
 use crate::engine::plan::Phase;
 use crate::engine::verify::Verification;
-use crate::{Error, Result};
+use crate::files::{now_ms, write_atomic};
+
+/// File name of the journal inside a backup folder.
+pub const JOURNAL_FILE: &str = "journal.json";
 
 /// How a step ended.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum Outcome {
+pub enum StepOutcome {
     Done,
     Failed,
     /// Not run because an earlier step failed or was interrupted.
@@ -32,7 +37,7 @@ pub struct JournalEntry {
     pub started_at_ms: u128,
     pub finished_at_ms: u128,
     pub duration_ms: u128,
-    pub outcome: Outcome,
+    pub outcome: StepOutcome,
     pub rows_affected: Option<u64>,
     /// What the step produced or why it failed.
     pub detail: Vec<String>,
@@ -49,8 +54,8 @@ pub struct Journal {
     pub verification: Option<Verification>,
     /// Errors and warnings met on the way.
     pub issues: Vec<String>,
-    /// "success", "failed", "interrupted", "refused" or "nothing to do".
-    pub result: String,
+    /// How the run ended ([`RunOutcome::Running`] while it runs).
+    pub result: RunOutcome,
     /// Where it is saved (not serialised into itself).
     #[serde(skip)]
     pub path: Option<PathBuf>,
@@ -66,12 +71,12 @@ impl Journal {
             entries: Vec::new(),
             verification: None,
             issues: Vec::new(),
-            result: "running".into(),
-            path: dir.map(|d| d.join("journal.json")),
+            result: RunOutcome::Running,
+            path: dir.map(|d| d.join(JOURNAL_FILE)),
         }
     }
 
-    /// Writes `journal.json` (and `journal.md`) next to the backup, atomically.
+    /// Writes `journal.json` next to the backup, atomically.
     pub fn save(&self) -> Result<()> {
         let Some(path) = &self.path else {
             return Ok(());
@@ -79,11 +84,16 @@ impl Journal {
         write_atomic(
             path,
             &serde_json::to_string_pretty(self).unwrap_or_default(),
-        )?;
-        write_atomic(
-            &path.with_extension("md"),
-            &crate::report::journal_markdown(self),
         )
+    }
+
+    /// Ends the journal: records `result` (and the error, if any) and saves it.
+    pub fn finish(&mut self, result: RunOutcome, error: Option<&crate::Error>) {
+        self.result = result;
+        if let Some(error) = error {
+            self.issues.push(error.to_string());
+        }
+        let _ = self.save();
     }
 
     /// Total time of the steps that ran, in milliseconds.
@@ -95,23 +105,4 @@ impl Journal {
     pub fn phase(&self, phase: Phase) -> impl Iterator<Item = &JournalEntry> {
         self.entries.iter().filter(move |e| e.phase == phase)
     }
-}
-
-/// Milliseconds since the Unix epoch.
-pub fn now_ms() -> u128 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis())
-        .unwrap_or(0)
-}
-
-/// Writes `text` to `path` through a temporary file and a rename, so a
-/// reader never sees a half-written file.
-pub fn write_atomic(path: &Path, text: &str) -> Result<()> {
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent).map_err(Error::io("create", parent))?;
-    }
-    let partial = path.with_extension("partial");
-    std::fs::write(&partial, text).map_err(Error::io("write", &partial))?;
-    std::fs::rename(&partial, path).map_err(Error::io("rename", path))
 }

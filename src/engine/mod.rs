@@ -12,6 +12,7 @@ pub mod effects;
 pub mod execute;
 pub mod inspect;
 pub mod journal;
+pub mod outcome;
 pub mod plan;
 pub mod predict;
 pub mod repair;

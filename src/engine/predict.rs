@@ -29,10 +29,19 @@ pub async fn predict(
     if plan.is_noop() || !plan.is_runnable() {
         return Ok(());
     }
-    let work = tempdir("predict")?;
+    let work = crate::files::temp_dir("predict")?;
     let scratch = Database::fresh(inspection.major, "predict").await?;
-    let outcome = rehearse_on(&scratch, target, tools, inspection, plan, options, &work).await;
-    let _ = std::fs::remove_dir_all(&work);
+    let outcome = rehearse_on(
+        &scratch,
+        target,
+        tools,
+        inspection,
+        plan,
+        options,
+        work.path(),
+    )
+    .await;
+    drop(work);
     scratch.drop_database().await?;
     if let Some(refusal) = outcome? {
         plan.refusals.push(refusal);
@@ -52,7 +61,7 @@ async fn rehearse_on(
     let dump = work.join("schema.dump");
     let scope = DumpScope {
         schema_only: true,
-        ..DumpScope::default()
+        ..crate::engine::backup::dump_scope()
     };
     tools.dump(target, &dump, &scope).await?;
     let local = PgTools::for_database(scratch);
@@ -171,15 +180,4 @@ async fn remainder(scratch: &Database, m: &crate::source::project::Migration) ->
     }
     tx.rollback().await.ok();
     Ok(kept.join("\n"))
-}
-
-/// A fresh private temporary folder.
-pub(crate) fn tempdir(label: &str) -> Result<std::path::PathBuf> {
-    let dir = std::env::temp_dir().join(format!(
-        "phantom-sync-{label}-{}-{}",
-        std::process::id(),
-        crate::engine::journal::now_ms()
-    ));
-    std::fs::create_dir_all(&dir).map_err(Error::io("create", &dir))?;
-    Ok(dir)
 }

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use crate::engine::execute::{Context, Failure, Faults, execute};
 use crate::engine::inspect::{Inspection, inspect};
 use crate::engine::journal::Journal;
+use crate::engine::outcome::RunOutcome;
 use crate::engine::plan::{Plan, PlanOptions, plan, short_fingerprint};
 use crate::engine::predict::predict;
 use crate::pg::target::Target;
@@ -57,6 +58,13 @@ pub struct Repaired {
     pub journal: Journal,
 }
 
+impl Repaired {
+    /// [`RunOutcome::Repaired`], or [`RunOutcome::NothingToDo`] when the plan had no work.
+    pub fn outcome(&self) -> RunOutcome {
+        self.journal.result
+    }
+}
+
 /// A run that stopped: where, why, and the journal so far (none when it
 /// stopped before executing anything).
 #[derive(Debug)]
@@ -64,6 +72,26 @@ pub struct Stopped {
     pub inspection: Option<Inspection>,
     pub plan: Option<Plan>,
     pub failure: Failure,
+}
+
+impl Stopped {
+    /// How the run ended (refused, failed, verification failed, interrupted).
+    pub fn outcome(&self) -> RunOutcome {
+        RunOutcome::of_error(&self.failure.error)
+    }
+
+    /// Why, in one text: the plan's refusals when it refused, else the error.
+    pub fn reason(&self) -> String {
+        match &self.plan {
+            Some(plan) if !plan.is_runnable() => plan
+                .refusals
+                .iter()
+                .map(|r| r.reason.clone())
+                .collect::<Vec<_>>()
+                .join("; "),
+            _ => self.failure.error.to_string(),
+        }
+    }
 }
 
 /// Inspects and plans (with prediction), touching nothing.
@@ -92,11 +120,7 @@ pub async fn repair(
             .map(|p| p.fingerprint.clone())
             .unwrap_or_default();
         let mut journal = Journal::new(target.redacted(), &fingerprint, None);
-        journal.result = match &error {
-            Error::Refused { .. } | Error::StalePlan { .. } => "refused".into(),
-            _ => "failed before any step".into(),
-        };
-        journal.issues.push(error.to_string());
+        journal.finish(RunOutcome::of_error(&error), Some(&error));
         Box::new(Stopped {
             inspection,
             plan,

@@ -12,7 +12,7 @@ use sqlx::Connection;
 use crate::engine::backup::{BackupSet, DataSnapshot};
 use crate::engine::verify::Check;
 use crate::pg::target::Target;
-use crate::pg::tools::{DumpScope, PgTools};
+use crate::pg::tools::PgTools;
 use crate::source::catalog::{Catalog, CatalogOptions, diff};
 use crate::source::ledger::{self, Ledger};
 use crate::{Error, Result};
@@ -36,6 +36,15 @@ impl Procedure {
             Procedure::FailedMigration => "Rollback 1: migration failed during execution",
             Procedure::DroppedTables(_) => "Rollback 2: wrong tables dropped",
             Procedure::Ledger => "Rollback 3: migration history corrupted",
+        }
+    }
+
+    /// The name `phantom-sync rollback --procedure` takes.
+    pub fn slug(&self) -> &'static str {
+        match self {
+            Procedure::FailedMigration => "failed-migration",
+            Procedure::DroppedTables(_) => "dropped-tables",
+            Procedure::Ledger => "ledger",
         }
     }
 }
@@ -87,7 +96,7 @@ pub async fn rollback(
             ));
             let dump = dump_of(backup)?;
             tools
-                .restore_database(target, &dump, &DumpScope::default())
+                .restore_database(target, &dump, &crate::engine::backup::dump_scope())
                 .await?;
             steps.push(format!("restored the database from {}", dump.display()));
         }
@@ -123,10 +132,10 @@ pub async fn rollback(
 
 fn dump_of(backup: &BackupSet) -> Result<std::path::PathBuf> {
     backup.dump_path().filter(|p| p.exists()).ok_or_else(|| {
-        Error::Invalid(format!(
-            "{}: the backup has no dump (hint: Phase 1 was skipped or failed; only the ledger can be restored from this folder)",
-            backup.dir.display()
-        ))
+        Error::Backup {
+            dir: backup.dir.clone(),
+            problem: "the backup has no dump (hint: Phase 1 was skipped or failed; only the ledger can be restored from this folder — use --procedure ledger)".into(),
+        }
     })
 }
 

@@ -96,10 +96,17 @@ impl Target {
             .with_password(self.password.clone())
     }
 
-    /// True for a server on this machine (loopback or a Unix socket).
+    /// True for a server on this machine: `localhost`, any loopback address
+    /// (`127.0.0.0/8`, `::1`, with or without brackets) or a Unix socket.
     pub fn is_local(&self) -> bool {
         let host = self.options.get_host();
-        host == "localhost" || host.starts_with("127.") || host == "::1" || host.starts_with('/')
+        let bare = host.trim_start_matches('[').trim_end_matches(']');
+        host.starts_with('/')
+            || self.options.get_socket().is_some()
+            || bare.eq_ignore_ascii_case("localhost")
+            || bare
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback())
     }
 
     /// Opens one connection; failures name the target (without password).
@@ -253,6 +260,18 @@ mod tests {
         assert_eq!(t.redacted(), "postgres://u:***@127.0.0.1:5433/app");
         let remote = Target::parse("postgres://u:p@db.example.com/app").unwrap();
         assert!(!remote.is_local());
+        for local in [
+            "postgres://u:p@[::1]:5432/app",
+            "postgres://u:p@LOCALHOST/app",
+            "postgres://u:p@127.1.2.3/app",
+        ] {
+            assert!(Target::parse(local).unwrap().is_local(), "{local}");
+        }
+        assert!(
+            !Target::parse("postgres://u:p@10.0.0.1/app")
+                .unwrap()
+                .is_local()
+        );
     }
 
     #[test]

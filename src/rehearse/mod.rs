@@ -1,56 +1,101 @@
-//! `phantom-sync rehearse`, the main job: capture a database read-only (or
-//! take a dump, or build the built-in incident), restore it in an ephemeral
-//! container of the same major, run the whole procedure there and every
-//! rollback drill on fresh copies, and write the runbook to follow in
-//! production.
+//! The main job: capture a database read-only (or take a dump, or build the
+//! built-in incident), restore it in an ephemeral database of the same major,
+//! run the whole procedure there and every rollback drill on fresh copies,
+//! and write the runbook to follow in production.
+//!
+//! `capture` takes the capture, `copy` restores it into a fresh
+//! database, `drills` runs the three rollback drills; the built-in
+//! incident lives in [`builtin`]. What the rehearsal found comes back as a
+//! [`Rehearsal`] and is written to the output folder (runbook, plan file,
+//! journals, backups).
+
+pub mod builtin;
+mod capture;
+mod copy;
+mod drills;
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use serde::Serialize;
 
-use crate::engine::backup::BackupSet;
-use crate::engine::execute::Faults;
-use crate::engine::journal::write_atomic;
+use crate::engine::diagnose::Diagnosis;
+use crate::engine::inspect::inspect;
+use crate::engine::journal::Journal;
+use crate::engine::plan::Plan;
 use crate::engine::repair::{RepairOptions, Repaired, repair};
-use crate::engine::rollback::{Procedure, RollbackReport, rollback};
-use crate::pg::sandbox::Database;
+use crate::engine::rollback::RollbackReport;
+use crate::files::write_atomic;
+use crate::pg::sandbox::image;
 use crate::pg::target::Target;
-use crate::pg::tools::{DumpScope, PgTools};
+use crate::pg::tools::PgTools;
+use crate::report::{Runbook, html_page, runbook_markdown};
 use crate::{Error, Result};
 
-/// `phantom-sync rehearse` arguments.
-#[derive(Debug, Clone, clap::Args)]
-pub struct RehearseArgs {
-    /// Capture this database (read-only) instead of the built-in incident.
-    #[arg(
-        long,
-        env = "PHANTOM_DB_URL",
-        hide_env_values = true,
-        conflicts_with = "dump"
-    )]
-    pub db_url: Option<String>,
-    /// Rehearse from a pg_dump file (custom format) instead.
-    #[arg(long)]
-    pub dump: Option<PathBuf>,
-    /// Major of the dump's server (with --dump).
-    #[arg(long, default_value_t = 17)]
-    pub major: u8,
-    /// The migrations folder (default: the built-in fixture when no database is given).
-    #[arg(long)]
+use capture::check_archive;
+
+/// Where the rehearsal writes its outputs unless told otherwise.
+pub const DEFAULT_OUT: &str = ".phantom/rehearsal";
+
+/// The migrations folder a project keeps (the default for `--db-url` and `--dump`).
+pub const DEFAULT_MIGRATIONS: &str = "supabase/migrations";
+
+/// What to rehearse.
+#[derive(Debug, Clone)]
+pub enum Source {
+    /// The incident plan's state, built on a stand-in production database.
+    BuiltIn,
+    /// A live database, captured read-only.
+    Database(Box<Target>),
+    /// A custom-format pg_dump file made from a server of this major.
+    Dump { file: PathBuf, major: u8 },
+}
+
+/// How to rehearse.
+#[derive(Debug, Clone)]
+pub struct RehearseOptions {
+    pub source: Source,
+    /// The project's migrations folder (ignored for the built-in incident,
+    /// which brings its own); default [`DEFAULT_MIGRATIONS`].
     pub migrations: Option<PathBuf>,
     /// Capture the schema only (no data).
-    #[arg(long)]
     pub schema_only: bool,
-    /// Where the runbook, plan and journals go.
-    #[arg(long, default_value = ".phantom/rehearsal")]
+    /// Where the runbook, plan, journals and backups go.
     pub out: PathBuf,
-    /// Print only the summary line.
-    #[arg(long)]
-    pub quiet: bool,
-    /// Print the rehearsal as JSON.
-    #[arg(long)]
-    pub json: bool,
+}
+
+impl RehearseOptions {
+    /// The migrations folder to rehearse with.
+    pub fn migrations_dir(&self) -> PathBuf {
+        self.migrations
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_MIGRATIONS))
+    }
+
+    /// Checks every input before anything connects or captures: the
+    /// migrations folder exists, a dump file is a custom-format archive of a
+    /// supported major, and the built-in incident is not given a folder.
+    pub fn validate(&self) -> Result<()> {
+        match &self.source {
+            Source::BuiltIn => {
+                if let Some(dir) = &self.migrations {
+                    return Err(Error::Invalid(format!(
+                        "--migrations {}: the built-in incident brings its own migrations (hint: add --db-url URL or --dump FILE to rehearse your project)",
+                        dir.display()
+                    )));
+                }
+                Ok(())
+            }
+            Source::Database(_) => {
+                crate::source::project::Project::load(&self.migrations_dir()).map(|_| ())
+            }
+            Source::Dump { file, major } => {
+                image::check_major(*major)?;
+                check_archive(file)?;
+                crate::source::project::Project::load(&self.migrations_dir()).map(|_| ())
+            }
+        }
+    }
 }
 
 /// What a rehearsal found.
@@ -59,429 +104,164 @@ pub struct Rehearsal {
     pub source: String,
     pub major: u8,
     pub passed: bool,
-    pub diagnosis_before: crate::engine::diagnose::Diagnosis,
-    pub diagnosis_after: Option<crate::engine::diagnose::Diagnosis>,
-    pub plan: Option<crate::engine::plan::Plan>,
-    pub journal: Option<crate::engine::journal::Journal>,
+    pub diagnosis_before: Diagnosis,
+    pub diagnosis_after: Option<Diagnosis>,
+    pub plan: Option<Plan>,
+    pub journal: Option<Journal>,
     pub error: Option<String>,
     pub drills: Vec<RollbackReport>,
     pub timings_ms: Vec<(String, u128)>,
     pub out: PathBuf,
 }
 
-const BUILT_IN: &str = "plan-exact-state";
-
-/// Runs the CLI command; exit 0 when the rehearsal passed, 1 when it found a problem.
-pub async fn run_cli(args: RehearseArgs) -> Result<u8> {
-    let rehearsal = rehearse(&args).await?;
-    if args.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&rehearsal).unwrap_or_default()
-        );
-    } else if !args.quiet {
-        print!(
-            "{}",
-            crate::report::diagnosis_table(&rehearsal.diagnosis_before)
-        );
+impl Rehearsal {
+    /// The runbook's view of this rehearsal.
+    pub fn runbook(&self) -> Runbook<'_> {
+        Runbook {
+            source: &self.source,
+            major: self.major,
+            passed: self.passed,
+            error: self.error.as_deref(),
+            diagnosis_before: &self.diagnosis_before,
+            diagnosis_after: self.diagnosis_after.as_ref(),
+            plan: self.plan.as_ref(),
+            out: &self.out,
+            journal: self.journal.as_ref(),
+            drills: &self.drills,
+            timings_ms: &self.timings_ms,
+        }
     }
-    let verdict = if rehearsal.passed {
-        "PASSED"
-    } else {
-        "FOUND A PROBLEM"
-    };
-    eprintln!(
-        "rehearsal {verdict}: runbook {}",
-        rehearsal.out.join("runbook.md").display()
-    );
-    Ok(if rehearsal.passed { 0 } else { 1 })
+
+    /// The runbook's path.
+    pub fn runbook_path(&self) -> PathBuf {
+        self.out.join("runbook.md")
+    }
+
+    /// The plan file's path (for `repair --plan`).
+    pub fn plan_path(&self) -> PathBuf {
+        self.out.join("plan.json")
+    }
 }
 
 /// The rehearsal itself.
-pub async fn rehearse(args: &RehearseArgs) -> Result<Rehearsal> {
+pub async fn rehearse(options: &RehearseOptions) -> Result<Rehearsal> {
+    options.validate()?;
+    let out = &options.out;
+    std::fs::create_dir_all(out).map_err(Error::io("create", out))?;
+    let dump = out.join("capture.dump");
     let mut timings = Vec::new();
+
     let clock = Instant::now();
-    std::fs::create_dir_all(&args.out).map_err(Error::io("create", &args.out))?;
-    let dump = args.out.join("capture.dump");
-    let say = |step: &str| {
-        if !args.quiet && !args.json {
-            eprintln!("rehearse: {step}");
-        }
-    };
-    say("capturing (read-only)…");
-    let capture = capture(args, &dump).await?;
-    let (source, major, migrations) = (
-        capture.source.clone(),
-        capture.major,
-        capture.migrations.clone(),
-    );
+    tracing::info!(target: "phantom_sync::progress", "capturing {}", describe(&options.source));
+    let capture = capture::capture(options, &dump).await?;
     timings.push(("capture".to_string(), clock.elapsed().as_millis()));
 
     let clock = Instant::now();
-    say(&format!(
-        "restoring the capture into a PostgreSQL {} copy…",
-        capture.major
-    ));
-    let copy = restore_copy(&capture, &dump, "rehearsal").await?;
+    tracing::info!(target: "phantom_sync::progress", "restoring the capture into a PostgreSQL {} copy", capture.major);
+    let copy = copy::restore_copy(&capture, &dump, "rehearsal").await?;
     timings.push(("restore".to_string(), clock.elapsed().as_millis()));
 
     let clock = Instant::now();
-    let options = RepairOptions::new(&migrations, &args.out.join("backup"));
-    let tools = PgTools::for_database(&copy);
-    say("diagnose → plan → predict → backup → repair → verify on the copy…");
-    let mut outcome = repair(&copy.target(), &tools, &options).await;
+    tracing::info!(target: "phantom_sync::progress", "repairing the copy: diagnose, plan, predict, back up, repair, verify");
+    let repaired = repair_copy(&copy, &capture, out).await;
     timings.push(("repair".to_string(), clock.elapsed().as_millis()));
-    // The journal's target is a throw-away copy; name what it stands for.
-    let copy_name = format!("the rehearsal copy of {source}");
-    match &mut outcome {
-        Ok(done) => done.journal.target = copy_name,
-        Err(stopped) => stopped.failure.journal.target = copy_name,
-    }
-    let mut rehearsal = match outcome {
-        Ok(Repaired {
-            inspection,
-            plan,
-            journal,
-        }) => {
-            let after =
-                crate::engine::inspect::inspect(&copy.target(), &migrations, &options.catalog)
-                    .await?;
-            Rehearsal {
-                source,
-                major,
-                passed: true,
-                diagnosis_before: inspection.diagnosis,
-                diagnosis_after: Some(after.diagnosis),
-                plan: Some(plan),
-                journal: Some(journal),
-                error: None,
-                drills: Vec::new(),
-                timings_ms: Vec::new(),
-                out: args.out.clone(),
-            }
-        }
-        Err(stopped) => Rehearsal {
-            source,
-            major,
-            passed: false,
-            diagnosis_before: match &stopped.inspection {
-                Some(i) => i.diagnosis.clone(),
-                None => return Err(stopped.failure.error),
-            },
-            diagnosis_after: None,
-            plan: stopped.plan.clone(),
-            journal: Some(stopped.failure.journal.clone()),
-            error: Some(stopped.failure.error.to_string()),
-            drills: Vec::new(),
-            timings_ms: Vec::new(),
-            out: args.out.clone(),
-        },
-    };
     copy.drop_database().await?;
+    let mut rehearsal = repaired?;
+
     if rehearsal.passed {
         let clock = Instant::now();
-        for procedure in [
-            Procedure::FailedMigration,
-            Procedure::DroppedTables(Vec::new()),
-            Procedure::Ledger,
-        ] {
-            say(&format!("drill: {}…", procedure.title()));
-            let report = drill(&capture, &dump, &args.out, procedure).await?;
+        for procedure in drills::all() {
+            tracing::info!(target: "phantom_sync::progress", "drill: {}", procedure.title());
+            let report = drills::drill(&capture, &dump, out, procedure).await?;
             rehearsal.passed &= report.restored();
             rehearsal.drills.push(report);
         }
         timings.push(("rollback drills".to_string(), clock.elapsed().as_millis()));
     }
     rehearsal.timings_ms = timings;
-    write_outputs(&rehearsal, &args.out)?;
+    write_outputs(&rehearsal)?;
     Ok(rehearsal)
 }
 
-/// What was captured, besides the dump file.
-struct Capture {
-    source: String,
-    major: u8,
-    migrations: PathBuf,
-    /// Ids of `auth.users` (what foreign keys into the platform schema need
-    /// on the copy); `None` for a dump file, which is read for them instead.
-    users: Option<Vec<String>>,
+fn describe(source: &Source) -> String {
+    match source {
+        Source::BuiltIn => {
+            "the built-in incident (building it on a stand-in production database)".into()
+        }
+        Source::Database(target) => format!("{target} read-only with pg_dump"),
+        Source::Dump { file, .. } => format!("dump {}", file.display()),
+    }
 }
 
-/// Takes the capture: the built-in incident, a live database, or a dump file.
-async fn capture(args: &RehearseArgs, dump: &Path) -> Result<Capture> {
-    if let Some(url) = &args.db_url {
-        let target = Target::parse(url)?;
-        let mut conn = target.connect().await?;
-        let major = crate::engine::inspect::server_major(&mut conn).await?;
-        crate::pg::sandbox::image::check_major(major)?;
-        let users = user_ids(&mut conn).await?;
-        drop(conn);
-        let scope = DumpScope {
-            schema_only: args.schema_only,
-            ..DumpScope::default()
-        };
-        PgTools::for_major(major)
-            .await?
-            .dump(&target, dump, &scope)
-            .await?;
-        let migrations = args
-            .migrations
-            .clone()
-            .unwrap_or_else(|| PathBuf::from("supabase/migrations"));
-        return Ok(Capture {
-            source: target.redacted().to_string(),
-            major,
-            migrations,
-            users: Some(users),
-        });
-    }
-    if let Some(file) = &args.dump {
-        crate::pg::sandbox::image::check_major(args.major)?;
-        check_archive(file)?;
-        std::fs::copy(file, dump).map_err(Error::io("copy", file))?;
-        let migrations = args
-            .migrations
-            .clone()
-            .unwrap_or_else(|| PathBuf::from("supabase/migrations"));
-        return Ok(Capture {
-            source: format!("dump {}", file.display()),
-            major: args.major,
-            migrations,
-            users: None,
-        });
-    }
-    // The built-in incident: the plan's state, built for real on a stand-in "production".
-    let major = 17;
-    let scenarios = PathBuf::from("scenarios");
-    let built_in = scenarios.join(format!("{BUILT_IN}.toml"));
-    if !built_in.is_file() {
-        return Err(Error::Invalid(format!(
-            "{}: the built-in incident is not here (hint: run `phantom-sync rehearse` from the phantom-sync repository's root, or rehearse your own database with --db-url URL or --dump FILE)",
-            built_in.display()
-        )));
-    }
-    let scenario = crate::testkit::scenario::Scenario::load(&built_in)?;
-    let migrations = scenario.migrations_dir();
-    let project = crate::source::project::Project::load(&migrations)?;
-    let production = Database::fresh(major, "production").await?;
-    let mut conn = production.connect().await?;
-    crate::testkit::scenario::build_state(&scenario, &project, &mut conn).await?;
-    let users = user_ids(&mut conn).await?;
-    drop(conn);
-    PgTools::for_database(&production)
-        .dump(&production.target(), dump, &DumpScope::default())
-        .await?;
-    production.drop_database().await?;
-    let source = format!("built-in incident ({})", scenario.description);
-    Ok(Capture {
-        source,
-        major,
-        migrations,
-        users: Some(users),
-    })
-}
-
-/// A `--dump` file must be a pg_dump custom-format archive ("PGDMP" magic).
-fn check_archive(file: &Path) -> Result<()> {
-    use std::io::Read;
-    let mut head = [0u8; 512];
-    let n = std::fs::File::open(file)
-        .and_then(|mut f| f.read(&mut head))
-        .map_err(Error::io("read", file))?;
-    let head = &head[..n];
-    if head.starts_with(b"PGDMP") {
-        return Ok(());
-    }
-    let text = String::from_utf8_lossy(head);
-    let what = if text.contains("PostgreSQL database dump") {
-        "a plain-format (SQL) dump, which phantom-sync cannot restore selectively yet"
-    } else {
-        "not a pg_dump archive"
-    };
-    Err(Error::Invalid(format!(
-        "--dump {}: {what} (hint: make a custom-format dump of the whole database: pg_dump -Fc \"$PHANTOM_DB_URL\" > prod.dump)",
-        file.display()
-    )))
-}
-
-/// Ids of `auth.users`, read-only; empty when there is no such table.
-async fn user_ids(conn: &mut sqlx::PgConnection) -> Result<Vec<String>> {
-    let exists: bool = sqlx::query_scalar("SELECT to_regclass('auth.users') IS NOT NULL")
-        .fetch_one(&mut *conn)
-        .await
-        .map_err(Error::db("looking for auth.users"))?;
-    if !exists {
-        return Ok(Vec::new());
-    }
-    sqlx::query_scalar("SELECT id::text FROM auth.users ORDER BY id")
-        .fetch_all(&mut *conn)
-        .await
-        .map_err(Error::db("reading the ids of auth.users"))
-}
-
-/// A fresh database with the shim, holding the capture.
-async fn restore_copy(capture: &Capture, dump: &Path, label: &str) -> Result<Database> {
-    let copy = Database::fresh(capture.major, label).await?;
-    let tools = PgTools::for_database(&copy);
-    copy.create_roles(&tools.archive_roles(dump).await?).await?;
-    let users = match &capture.users {
-        Some(users) => users.clone(),
-        None => tools.archive_user_ids(dump).await?.unwrap_or_default(),
-    };
-    let mut conn = copy.connect().await?;
-    sqlx::query("INSERT INTO auth.users (id) SELECT unnest($1::text[])::uuid")
-        .bind(&users)
-        .execute(&mut conn)
-        .await
-        .map_err(Error::db("copying the ids of auth.users"))?;
-    drop(conn);
-    tools.restore_database(&copy.target(), dump, &DumpScope::default()).await.map_err(|e| match (&capture.users, e) {
-        (None, Error::Tool { tool, detail }) if detail.contains("auth") || detail.contains("\"users\"") => Error::Tool {
-            tool,
-            detail: format!("{detail}\n(hint: make the dump of the whole database — pg_dump -Fc with the auth schema — so that the copy gets the auth.users rows its foreign keys need)"),
-        },
-        (_, e) => e,
-    })?;
-    Ok(copy)
-}
-
-/// One rollback drill on a fresh copy.
-async fn drill(
-    capture: &Capture,
-    dump: &Path,
+/// Runs the procedure on the copy; a refusal or failure is a finding, not an error.
+async fn repair_copy(
+    copy: &crate::pg::sandbox::Database,
+    capture: &capture::Capture,
     out: &Path,
-    procedure: Procedure,
-) -> Result<RollbackReport> {
-    let migrations = capture.migrations.as_path();
-    let copy = restore_copy(capture, dump, "drill").await?;
-    let backup_dir = out.join(format!("drill-{}", slug(procedure.title())));
-    let mut options = RepairOptions::new(migrations, &backup_dir);
-    options.predict = false;
-    let tools = PgTools::for_database(&copy);
-    let target = copy.target();
-    match &procedure {
-        Procedure::FailedMigration => {
-            let plan = crate::engine::repair::make_plan(&target, &tools, &options)
-                .await?
-                .1;
-            options.faults = Faults {
-                fail_in: plan.to_apply().last().cloned(),
-                ..Faults::default()
+) -> Result<Rehearsal> {
+    let options = RepairOptions::new(&capture.migrations, &out.join("backup"));
+    let tools = PgTools::for_database(copy);
+    let mut outcome = repair(&copy.target(), &tools, &options).await;
+    // The journal's target is a throw-away copy; name what it stands for.
+    let copy_name = format!("the rehearsal copy of {}", capture.source);
+    match &mut outcome {
+        Ok(done) => done.journal.target = copy_name,
+        Err(stopped) => stopped.failure.journal.target = copy_name,
+    }
+    let blank = |diagnosis_before| Rehearsal {
+        source: capture.source.clone(),
+        major: capture.major,
+        passed: false,
+        diagnosis_before,
+        diagnosis_after: None,
+        plan: None,
+        journal: None,
+        error: None,
+        drills: Vec::new(),
+        timings_ms: Vec::new(),
+        out: out.to_path_buf(),
+    };
+    match outcome {
+        Ok(Repaired {
+            inspection,
+            plan,
+            journal,
+        }) => {
+            let after = inspect(&copy.target(), &capture.migrations, &options.catalog).await?;
+            Ok(Rehearsal {
+                passed: true,
+                diagnosis_after: Some(after.diagnosis),
+                plan: Some(plan),
+                journal: Some(journal),
+                ..blank(inspection.diagnosis)
+            })
+        }
+        Err(stopped) => {
+            let Some(inspection) = &stopped.inspection else {
+                return Err(stopped.failure.error);
             };
-            let _ = repair(&target, &tools, &options).await; // expected to fail
-        }
-        Procedure::DroppedTables(_) => {
-            let _ = repair(&target, &tools, &options).await;
-            let set = BackupSet::load(&backup_dir)?;
-            let mut conn = target.connect().await?;
-            for table in set.data.tables.keys() {
-                let (schema, name) = table.split_once('.').unwrap_or(("public", table));
-                let sql = format!(
-                    "DROP TABLE IF EXISTS {}.{} CASCADE",
-                    crate::pg::sql::quote_ident(schema),
-                    crate::pg::sql::quote_ident(name)
-                );
-                sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
-                    .execute(&mut conn)
-                    .await
-                    .map_err(Error::db("dropping tables for the drill"))?;
-            }
-        }
-        Procedure::Ledger => {
-            let _ = repair(&target, &tools, &options).await;
-            let mut conn = target.connect().await?;
-            sqlx::raw_sql("DELETE FROM supabase_migrations.schema_migrations WHERE version IN (SELECT version FROM supabase_migrations.schema_migrations ORDER BY version LIMIT 3); INSERT INTO supabase_migrations.schema_migrations (version, name) VALUES ('99999999999999', 'corrupted')")
-                .execute(&mut conn)
-                .await
-                .map_err(Error::db("corrupting the ledger for the drill"))?;
+            Ok(Rehearsal {
+                plan: stopped.plan.clone(),
+                journal: Some(stopped.failure.journal.clone()),
+                error: Some(stopped.failure.error.to_string()),
+                ..blank(inspection.diagnosis.clone())
+            })
         }
     }
-    let set = BackupSet::load(&backup_dir)?;
-    let report = rollback(&target, &tools, &set, procedure, &options.catalog).await?;
-    copy.drop_database().await?;
-    Ok(report)
 }
 
-fn slug(text: &str) -> String {
-    text.split(':')
-        .next()
-        .unwrap_or(text)
-        .to_lowercase()
-        .replace(' ', "-")
-}
-
-fn write_outputs(r: &Rehearsal, out: &Path) -> Result<()> {
+fn write_outputs(r: &Rehearsal) -> Result<()> {
     if let Some(plan) = &r.plan {
-        write_atomic(&out.join("plan.json"), &plan.to_json())?;
+        write_atomic(&r.plan_path(), &plan.to_json())?;
     }
-    let markdown = crate::report::runbook_markdown(r);
-    write_atomic(&out.join("runbook.md"), &markdown)?;
+    let markdown = runbook_markdown(&r.runbook());
+    write_atomic(&r.runbook_path(), &markdown)?;
     write_atomic(
-        &out.join("runbook.html"),
-        &crate::report::html_page("phantom-sync runbook", &markdown),
+        &r.out.join("runbook.html"),
+        &html_page("phantom-sync runbook", &markdown),
     )?;
     write_atomic(
-        &out.join("rehearsal.json"),
+        &r.out.join("rehearsal.json"),
         &serde_json::to_string_pretty(r).unwrap_or_default(),
     )
-}
-
-/// `phantom-sync bench rehearsal`: the rehearsal's wall time by phase, on
-/// the built-in incident with `collections` rows in `collections`, captured
-/// from a stand-in production container through `--db-url`.
-pub async fn benchmark(major: u8, collections: u64) -> Result<Vec<(String, u128)>> {
-    let path = PathBuf::from("scenarios").join(format!("{BUILT_IN}.toml"));
-    let mut scenario = crate::testkit::scenario::Scenario::load(&path)?;
-    scenario
-        .state
-        .data_scale
-        .insert("fixture.collections".into(), collections);
-    let project = scenario.project()?;
-    let server =
-        crate::pg::sandbox::PgServer::start(major, crate::pg::sandbox::ServerOptions::default())
-            .await?;
-    let result = async {
-        let production = Database::create(&server, "production").await?;
-        let mut conn = production.connect().await?;
-        crate::testkit::scenario::build_state(&scenario, &project, &mut conn).await?;
-        drop(conn);
-        let out = crate::engine::predict::tempdir("bench-rehearsal")?;
-        let args = RehearseArgs {
-            db_url: Some(server.url(&production.name)),
-            dump: None,
-            major,
-            migrations: Some(scenario.migrations_dir()),
-            schema_only: false,
-            out: out.clone(),
-            quiet: true,
-            json: false,
-        };
-        let rehearsal = rehearse(&args).await;
-        let _ = std::fs::remove_dir_all(&out);
-        let rehearsal = rehearsal?;
-        if !rehearsal.passed {
-            return Err(Error::Invalid(format!(
-                "the benchmark's rehearsal failed: {:?}",
-                rehearsal.error
-            )));
-        }
-        let mut phases = rehearsal.timings_ms;
-        if let Some(journal) = &rehearsal.journal {
-            use crate::engine::plan::Phase;
-            let sum = |phase: Phase| journal.phase(phase).map(|e| e.duration_ms).sum::<u128>();
-            phases.push(("  repair: Phase 1 (backup)".into(), sum(Phase::Backup)));
-            phases.push((
-                "  repair: Phases 2-3 (ledger repair, re-apply)".into(),
-                sum(Phase::LedgerRepair) + sum(Phase::Reapply),
-            ));
-            phases.push((
-                "  repair: Phase 4 (verify, re-checksums preserved tables)".into(),
-                sum(Phase::Verify),
-            ));
-        }
-        Ok(phases)
-    }
-    .await;
-    server.stop().await?;
-    result
 }

@@ -67,13 +67,15 @@ pub fn check_major(major: u8) -> Result<()> {
 /// The majors to run, from `PHANTOM_PG_VERSIONS` (e.g. `14,15,16,17,18`); default 17.
 pub fn versions_from_env() -> Result<Vec<u8>> {
     match std::env::var("PHANTOM_PG_VERSIONS") {
-        Ok(text) if !text.trim().is_empty() => parse_versions(&text),
+        Ok(text) if !text.trim().is_empty() => parse_versions(&text, "PHANTOM_PG_VERSIONS"),
         _ => Ok(vec![17]),
     }
 }
 
 /// Parses a comma-separated list of majors; `all` means every supported one.
-pub fn parse_versions(text: &str) -> Result<Vec<u8>> {
+/// `source` names where the text came from (`--versions`, an environment
+/// variable) for the error message.
+pub fn parse_versions(text: &str, source: &str) -> Result<Vec<u8>> {
     if text.trim() == "all" {
         return Ok(SUPPORTED_MAJORS.to_vec());
     }
@@ -81,7 +83,7 @@ pub fn parse_versions(text: &str) -> Result<Vec<u8>> {
     for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
         let major: u8 = part.parse().map_err(|_| {
             Error::Invalid(format!(
-                "PHANTOM_PG_VERSIONS: '{part}' is not a PostgreSQL major (hint: e.g. PHANTOM_PG_VERSIONS=14,15,16,17,18)"
+                "{source}: '{part}' is not a PostgreSQL major (hint: a comma-separated list such as 14,15,16,17,18, or all)"
             ))
         })?;
         check_major(major)?;
@@ -260,13 +262,21 @@ mod tests {
 
     #[test]
     fn versions_parse_and_reject_unsupported_majors() {
-        assert_eq!(parse_versions("14, 15,18").unwrap(), vec![14, 15, 18]);
-        assert_eq!(parse_versions("all").unwrap(), SUPPORTED_MAJORS.to_vec());
-        assert_eq!(parse_versions("17,17").unwrap(), vec![17]);
-        let err = parse_versions("13").unwrap_err().to_string();
+        assert_eq!(
+            parse_versions("14, 15,18", "--versions").unwrap(),
+            vec![14, 15, 18]
+        );
+        assert_eq!(
+            parse_versions("all", "--versions").unwrap(),
+            SUPPORTED_MAJORS.to_vec()
+        );
+        assert_eq!(parse_versions("17,17", "--versions").unwrap(), vec![17]);
+        let err = parse_versions("13", "--versions").unwrap_err().to_string();
         assert!(err.contains("PostgreSQL 13 is not supported"), "{err}");
-        let err = parse_versions("seventeen").unwrap_err().to_string();
-        assert!(err.contains("'seventeen'"), "{err}");
+        let err = parse_versions("seventeen", "--versions")
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("--versions: 'seventeen'"), "{err}");
     }
 
     #[test]

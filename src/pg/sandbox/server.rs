@@ -270,7 +270,7 @@ fn watch(container_id: &str) {
                 .spawn()
         });
     if let Err(e) = spawned {
-        eprintln!("warning: cannot start the cleanup watcher for container {container_id}: {e}");
+        tracing::warn!("cannot start the cleanup watcher for container {container_id}: {e}");
     }
 }
 

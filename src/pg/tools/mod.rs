@@ -35,8 +35,10 @@ pub enum PgTools {
     Run { image: String },
 }
 
-/// Which schemas a backup holds and a whole-database restore brings back.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Which schemas a dump holds and a whole-database restore brings back. The
+/// default is every schema but the system ones; the engine's backup scope
+/// also leaves out the Supabase platform's.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DumpScope {
     /// Schemas left out, besides the system ones (`pg_*`, `information_schema`).
     pub exclude_schemas: Vec<String>,
@@ -45,27 +47,9 @@ pub struct DumpScope {
     pub schema_only: bool,
 }
 
-impl Default for DumpScope {
-    /// Leaves out the Supabase platform schemas (`auth`, `extensions`,
-    /// `storage`, `realtime`, `graphql`, `graphql_public`, `vault`,
-    /// `pgsodium`, `supabase_functions`, `net`, `cron` and a few internal
-    /// ones); keeps `public`, the project's own schemas and `supabase_migrations`.
-    fn default() -> Self {
-        DumpScope {
-            // The catalog's platform schemas, less the ledger's: the ledger is part of a backup.
-            exclude_schemas: crate::source::catalog::PLATFORM_SCHEMAS
-                .iter()
-                .filter(|s| **s != crate::source::ledger::SCHEMA)
-                .map(|s| s.to_string())
-                .collect(),
-            schema_only: false,
-        }
-    }
-}
-
 impl DumpScope {
     /// True for a schema the scope covers.
-    pub(crate) fn includes(&self, schema: &str) -> bool {
+    pub fn includes(&self, schema: &str) -> bool {
         !(schema.starts_with("pg_")
             || schema == "information_schema"
             || self.exclude_schemas.iter().any(|s| s == schema))
@@ -448,24 +432,10 @@ mod tests {
     use pretty_assertions::assert_eq;
 
     #[test]
-    fn default_scope_is_the_catalogs_minus_the_ledger() {
-        let mut catalog = crate::source::catalog::CatalogOptions::default().exclude_schemas;
-        catalog.retain(|s| s != "supabase_migrations");
-        catalog.sort();
-        let mut ours = DumpScope::default().exclude_schemas;
-        ours.sort();
-        assert_eq!(ours, catalog);
+    fn the_default_scope_leaves_out_system_schemas_only() {
         let scope = DumpScope::default();
-        assert!(
-            scope.includes("public")
-                && scope.includes("supabase_migrations")
-                && scope.includes("private")
-        );
-        assert!(
-            !scope.includes("auth")
-                && !scope.includes("pg_toast")
-                && !scope.includes("information_schema")
-        );
+        assert!(scope.includes("public") && scope.includes("auth"));
+        assert!(!scope.includes("pg_toast") && !scope.includes("information_schema"));
     }
 
     #[test]

@@ -359,7 +359,7 @@ fn hint(tool: &str, stderr: &str) -> Option<String> {
     } else if has("no such container") {
         "the harness container that served this database is gone; start a new one".to_string()
     } else if has("unable to find image") || has("no such image") || has("pull access denied") {
-        "the PostgreSQL image is not on this machine; resolve it with harness::image::resolve (it builds one locally)".to_string()
+        "the PostgreSQL image is not on this machine; phantom-sync resolves it with pg::sandbox::image::resolve, which builds one locally (`phantom-sync images`)".to_string()
     } else if has("cannot connect to the docker daemon") {
         "start the Docker daemon, or set DOCKER_HOST to where it listens".to_string()
     } else if has("executable file not found") || has("not found in $path") {

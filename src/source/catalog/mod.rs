@@ -5,7 +5,7 @@
 //! the same on PostgreSQL 14–18 for the same schema and never mentions OIDs,
 //! owners or anything else that varies between databases, so two catalogs —
 //! a clean replay of the migrations and the real target — can be compared
-//! with [`diff`], fingerprinted, and snapshot-tested.
+//! with [`diff()`], fingerprinted, and snapshot-tested.
 //!
 //! Reading the database lives in `introspect` and `relations` (with the SQL
 //! in `queries`), the canonical-text rules in `canonical`, and the
@@ -198,6 +198,39 @@ impl Catalog {
                 .collect(),
         }
     }
+}
+
+/// The table a catalog object belongs to (the table itself, or the table of
+/// a column, constraint, index, policy, trigger, grant or comment).
+pub fn owner_table(key: &str, definition: &str, tables: &[String]) -> Option<String> {
+    let rest = key.split_once(' ').map(|(_, r)| r).unwrap_or("");
+    let rest = rest
+        .strip_prefix("table ")
+        .or_else(|| rest.strip_prefix("column "))
+        .unwrap_or(rest);
+    tables
+        .iter()
+        .filter(|t| {
+            rest == t.as_str()
+                || rest.starts_with(&format!("{t}."))
+                || rest.starts_with(&format!("{t} "))
+                || definition.contains(&format!(" ON {t} "))
+        })
+        .max_by_key(|t| t.len())
+        .cloned()
+}
+
+/// The function a grant or comment belongs to (`grant public.f(uuid) anon`
+/// → `public.f(uuid)`), among `functions` (signatures as in function keys).
+pub fn owner_function(key: &str, functions: &[String]) -> Option<String> {
+    let rest = key
+        .strip_prefix("grant ")
+        .or_else(|| key.strip_prefix("comment function "))?;
+    functions
+        .iter()
+        .filter(|f| rest == f.as_str() || rest.starts_with(&format!("{f} ")))
+        .max_by_key(|f| f.len())
+        .cloned()
 }
 
 #[cfg(test)]

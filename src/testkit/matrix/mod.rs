@@ -21,6 +21,7 @@ use crate::testkit::redact;
 use crate::testkit::scenario::{Outcome, Run, Scenario, build_state};
 use crate::{Error, Result, report};
 
+mod changes;
 mod runner;
 use runner::{Runner, first_line};
 
@@ -87,7 +88,8 @@ async fn run_on(
     build_state(scenario, project, &mut conn).await?;
     conn.close().await.ok();
     let before = state_of(db, None).await?;
-    let backup_dir = crate::engine::predict::tempdir(&scenario.name)?;
+    let work = crate::files::temp_dir(&scenario.name)?;
+    let backup_dir = work.path().to_path_buf();
     let mut options = RepairOptions::new(&scenario.migrations_dir(), &backup_dir);
     options.faults = scenario.faults::<Faults>()?;
     if let Some(ms) = scenario.procedure.lock_timeout_ms {
@@ -146,9 +148,13 @@ async fn run_on(
     let after = state_of(db, None).await?;
     let _ = writeln!(
         out,
-        "\n## Ledger after\n\n{}\n## Schema after\n\n```\n{}```\n",
+        "\n## Ledger after\n\n{}\n## Schema: what the procedure changed (+ created, - removed, ~ altered)\n\n{}\n## Schema after, against a clean replay of every migration (- only in the replay, + only here, ~ different)\n\n{}",
         after.ledger.to_table(),
-        after.catalog.to_text()
+        bullets(&changes::describe(&before.catalog, &after.catalog)),
+        bullets(&changes::describe(
+            inspection.effects.final_catalog(),
+            &after.catalog
+        ))
     );
     let mut conn = db.connect().await?;
     let seed = crate::engine::effects::seed_rows(&mut conn, &after.catalog.tables()).await?;
@@ -201,7 +207,7 @@ async fn run_on(
             "expected the reason to mention {expected:?}, got {reason:?}"
         ));
     }
-    let _ = std::fs::remove_dir_all(&backup_dir);
+    drop(work);
     Ok(ScenarioRun {
         scenario: scenario.name.clone(),
         major,
@@ -213,6 +219,14 @@ async fn run_on(
         backup_ms: procedure.backup_ms,
         repair_ms: procedure.repair_ms,
     })
+}
+
+/// Lines as a Markdown list; `(none)` when there are none.
+fn bullets(lines: &[String]) -> String {
+    if lines.is_empty() {
+        return "(none)\n".into();
+    }
+    lines.iter().map(|l| format!("- {l}\n")).collect()
 }
 
 /// The invariants that hold whatever the snapshot says.
@@ -323,7 +337,8 @@ pub async fn run_all(dir: &std::path::Path, majors: &[u8], parallel: usize) -> R
         while let Some(joined) = tasks.join_next().await {
             let (index, run) = joined.map_err(|e| Error::Environment(e.to_string()))?;
             let run = run?;
-            eprintln!(
+            tracing::info!(
+                target: "phantom_sync::progress",
                 "{} on {major}: {} ms",
                 run.scenario,
                 run.elapsed.as_millis()

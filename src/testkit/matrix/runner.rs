@@ -10,6 +10,7 @@ use sqlx::Connection;
 use super::State;
 use crate::engine::backup::BackupSet;
 use crate::engine::execute::Faults;
+use crate::engine::outcome::RunOutcome;
 use crate::engine::repair::{RepairOptions, make_plan, repair};
 use crate::engine::rollback::{Procedure, rollback};
 use crate::pg::sandbox::Database;
@@ -17,6 +18,20 @@ use crate::pg::tools::PgTools;
 use crate::source::ledger::Ledger;
 use crate::testkit::scenario::{Outcome, Run, Scenario};
 use crate::{Error, Result, report};
+
+/// What a scenario file calls a run's outcome.
+fn expected((outcome, reason): (RunOutcome, Option<String>)) -> (Outcome, Option<String>) {
+    let expected = match outcome {
+        RunOutcome::Repaired => Outcome::Repaired,
+        RunOutcome::NothingToDo => Outcome::NoOp,
+        RunOutcome::Refused => Outcome::Refused,
+        RunOutcome::Running
+        | RunOutcome::Failed
+        | RunOutcome::VerificationFailed
+        | RunOutcome::Interrupted => Outcome::Failed,
+    };
+    (expected, reason)
+}
 
 pub(super) fn first_line(text: &str) -> &str {
     text.lines().next().unwrap_or("")
@@ -84,9 +99,9 @@ impl<'a> Runner<'a> {
                 })
             }
             Run::Repair if p.kill_at_every_step => self.kill_at_every_step(violations).await,
-            Run::Repair => self.repair_once(self.options.clone()).await,
+            Run::Repair => self.repair_once(self.options.clone()).await.map(expected),
             Run::RepairTwice => {
-                let first = self.repair_once(self.options.clone()).await?;
+                let first = expected(self.repair_once(self.options.clone()).await?);
                 let _ = writeln!(
                     self.log,
                     "\nFirst run: {:?} {}\n",
@@ -97,7 +112,7 @@ impl<'a> Runner<'a> {
                 again.faults = Faults::default();
                 again.backup_dir = self.options.backup_dir.join("again");
                 self.lock_released = true;
-                let second = self.repair_once(again).await?;
+                let second = expected(self.repair_once(again).await?);
                 if let Some(then) = &self.scenario.expect.then
                     && &second.0 != then
                 {
@@ -114,7 +129,11 @@ impl<'a> Runner<'a> {
         }
     }
 
-    async fn repair_once(&mut self, options: RepairOptions) -> Result<(Outcome, Option<String>)> {
+    /// One repair run: how it ended and, unless it succeeded, why.
+    async fn repair_once(
+        &mut self,
+        options: RepairOptions,
+    ) -> Result<(RunOutcome, Option<String>)> {
         let lock = self.hold_lock().await?;
         let writer = self.concurrent_writes();
         let outcome = repair(self.target, self.tools, &options).await;
@@ -128,39 +147,15 @@ impl<'a> Runner<'a> {
         }
         let (journal, result) = match outcome {
             Ok(done) => {
-                let outcome = if done.plan.is_noop() {
-                    Outcome::NoOp
-                } else {
-                    Outcome::Repaired
-                };
+                let outcome = done.outcome();
                 (done.journal, (outcome, None))
             }
             Err(stopped) => {
-                let refused = matches!(stopped.failure.error, Error::Refused { .. })
-                    || stopped.plan.as_ref().is_some_and(|p| !p.is_runnable());
-                let reason = match &stopped.plan {
-                    Some(plan) if !plan.is_runnable() => plan
-                        .refusals
-                        .iter()
-                        .map(|r| r.reason.clone())
-                        .collect::<Vec<_>>()
-                        .join("; "),
-                    _ => stopped.failure.error.to_string(),
-                };
-                (
-                    stopped.failure.journal,
-                    (
-                        if refused {
-                            Outcome::Refused
-                        } else {
-                            Outcome::Failed
-                        },
-                        Some(reason),
-                    ),
-                )
+                let result = (stopped.outcome(), Some(stopped.reason()));
+                (stopped.failure.journal, result)
             }
         };
-        if result.0 == Outcome::Repaired
+        if result.0 == RunOutcome::Repaired
             && journal
                 .phase(crate::engine::plan::Phase::Backup)
                 .next()
@@ -221,13 +216,13 @@ impl<'a> Runner<'a> {
             options.backup_dir = self.options.backup_dir.join(format!("killed-{round}"));
             let (outcome, reason) = self.repair_once(options).await?;
             let _ = writeln!(self.log, "Killed after step {stop}: {outcome:?}\n");
-            if !reason.as_deref().unwrap_or("").contains("interrupted") {
+            if outcome != RunOutcome::Interrupted {
                 violations.push(format!(
                     "run killed after {stop} ended otherwise: {outcome:?} {reason:?}"
                 ));
             }
         }
-        let (outcome, reason) = self.repair_once(self.options.clone()).await?;
+        let (outcome, reason) = expected(self.repair_once(self.options.clone()).await?);
         // The work was done by the killed runs; the last one verifies it.
         Ok(if outcome == Outcome::NoOp {
             (Outcome::Repaired, reason)
@@ -242,7 +237,7 @@ impl<'a> Runner<'a> {
         violations: &mut Vec<String>,
     ) -> Result<(Outcome, Option<String>)> {
         let p = &self.scenario.procedure;
-        let (outcome, reason) = self.repair_once(self.options.clone()).await?;
+        let (outcome, reason) = expected(self.repair_once(self.options.clone()).await?);
         let _ = writeln!(
             self.log,
             "Repair before the rollback: {outcome:?} {}\n",
@@ -270,23 +265,9 @@ impl<'a> Runner<'a> {
             &self.options.catalog,
         )
         .await?;
-        let _ = writeln!(self.log, "## {}\n", report.procedure.title());
-        for step in &report.steps {
-            let _ = writeln!(
-                self.log,
-                "- {}",
-                step.replace(&self.options.backup_dir.display().to_string(), "<backup>")
-            );
-        }
-        for check in &report.proof {
-            let _ = writeln!(
-                self.log,
-                "- [{}] {} {}",
-                if check.passed { "x" } else { " " },
-                check.name,
-                check.evidence.join("; ")
-            );
-        }
+        let rendered = report::rollback_markdown(&report)
+            .replace(&self.options.backup_dir.display().to_string(), "<backup>");
+        let _ = writeln!(self.log, "{rendered}");
         if report.procedure == Procedure::Ledger
             && Ledger::read(&mut self.db.connect().await?).await? != before.ledger
         {

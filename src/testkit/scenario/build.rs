@@ -30,7 +30,7 @@ enum Role<'a> {
 }
 
 /// Produces `scenario`'s starting state through `conn`, a connection to a
-/// fresh database with the Supabase shim (e.g. `harness::Database::fresh`).
+/// fresh database with the Supabase shim (e.g. `pg::sandbox::Database::fresh`).
 /// `project` is the scenario's fixture (`scenario.project()`); the versions
 /// the file names are checked against it first. Every step commits, so the
 /// state is there for any other connection once this returns. The data

@@ -1,10 +1,5 @@
-//! Phase 1 of the plan ("Backup & Safety"): everything recorded before the
-//! repair touches a database, so that the repair can be checked and undone —
-//! the ledger export (see [`crate::source::ledger::Ledger::to_json`]), row counts and
-//! content checksums of the tables that must survive (Step 1.3), and dumps
-//! made with tools that match the server's major version.
-//!
-//! # Table fingerprints
+//! Row counts and content checksums of tables (Step 1.3 of the plan): what
+//! proves that a repair lost or changed no row.
 //!
 //! [`DataSnapshot::capture`] records, per table, the row count and a content
 //! checksum; [`DataSnapshot::compare`] tells which tables kept both. The
@@ -38,10 +33,6 @@ use sqlx::{AssertSqlSafe, Connection, PgConnection};
 
 use crate::error::{Error, Result};
 use crate::pg::sql::quote_ident;
-
-// ───────────────────────── Table fingerprints (Step 1.3) ─────────────────────────
-// Row counts and content checksums of the tables that must survive the repair.
-// The ledger export lives in `crate::source::ledger`; dumps go in their own section.
 
 /// One table's state at capture time.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -93,7 +84,7 @@ impl DataSnapshot {
         for table in tables {
             let (schema, name) = split_name(table)?;
             if let Some(columns) = lookup(&mut tx, table, schema, name).await? {
-                targets.push(Target {
+                targets.push(TableRef {
                     key: table.clone(),
                     schema,
                     name,
@@ -175,7 +166,7 @@ const PIN_SETTINGS: &str = "SELECT set_config('TimeZone', 'UTC', true), \
     set_config('row_security', 'off', true)";
 
 /// A table to read: the caller's key, its raw name parts, its column names.
-struct Target<'a> {
+struct TableRef<'a> {
     key: String,
     schema: &'a str,
     name: &'a str,
@@ -222,7 +213,7 @@ async fn lookup(
 }
 
 /// One `UNION ALL` branch per table: index, count, exact sum of row hashes.
-fn capture_sql(targets: &[Target<'_>]) -> String {
+fn capture_sql(targets: &[TableRef<'_>]) -> String {
     let branches: Vec<String> = targets
         .iter()
         .enumerate()
@@ -258,122 +249,12 @@ fn checksum(rows: i64, sum: &str) -> String {
     crate::source::ledger::hex(&digest)
 }
 
-fn keys(targets: &[Target<'_>]) -> String {
+fn keys(targets: &[TableRef<'_>]) -> String {
     targets
         .iter()
         .map(|target| target.key.as_str())
         .collect::<Vec<_>>()
         .join(", ")
-}
-
-// ---------------------------------------------------------------------------
-// The backup folder: what Phase 1 writes and the rollbacks read.
-// ---------------------------------------------------------------------------
-
-/// The pg_dump file inside a backup folder.
-pub const DUMP_FILE: &str = "dump.pgcustom";
-const LEDGER_JSON: &str = "ledger.json";
-const LEDGER_TXT: &str = "ledger.txt";
-const DATA_JSON: &str = "data.json";
-const CATALOG_JSON: &str = "catalog.json";
-const CATALOG_TXT: &str = "catalog.txt";
-const DUMP_JSON: &str = "dump.json";
-
-/// Everything Phase 1 recorded, read back from a backup folder.
-#[derive(Debug, Clone)]
-pub struct BackupSet {
-    pub dir: std::path::PathBuf,
-    pub ledger: crate::source::ledger::Ledger,
-    pub data: DataSnapshot,
-    pub catalog: crate::source::catalog::Catalog,
-    pub dump: Option<crate::pg::tools::DumpInfo>,
-}
-
-impl BackupSet {
-    /// Reads a backup folder written by Phase 1.
-    pub fn load(dir: &std::path::Path) -> Result<BackupSet> {
-        let ledger_path = dir.join(LEDGER_JSON);
-        let ledger_text = read(&ledger_path)?;
-        let ledger = crate::source::ledger::Ledger::from_json(&ledger_text, &ledger_path)?;
-        let data = load_data(dir)?;
-        let catalog: crate::source::catalog::Catalog = parse_json(&dir.join(CATALOG_JSON))?;
-        let dump_info = dir.join(DUMP_JSON);
-        let dump = if dump_info.exists() {
-            Some(parse_json(&dump_info)?)
-        } else {
-            None
-        };
-        Ok(BackupSet {
-            dir: dir.to_path_buf(),
-            ledger,
-            data,
-            catalog,
-            dump,
-        })
-    }
-
-    /// The dump file, if Phase 1 made one.
-    pub fn dump_path(&self) -> Option<std::path::PathBuf> {
-        self.dump.as_ref().map(|_| self.dir.join(DUMP_FILE))
-    }
-}
-
-/// Step 1.1: the ledger as JSON (restorable) and as a `migration list`-like table.
-pub async fn export_ledger(
-    conn: &mut PgConnection,
-    dir: &std::path::Path,
-) -> Result<crate::source::ledger::Ledger> {
-    let ledger = crate::source::ledger::Ledger::read(conn).await?;
-    crate::engine::journal::write_atomic(&dir.join(LEDGER_JSON), &ledger.to_json())?;
-    crate::engine::journal::write_atomic(&dir.join(LEDGER_TXT), &ledger.to_table())?;
-    Ok(ledger)
-}
-
-/// Step 1.2 (the plan's 1.3): counts and checksums of every table, and the catalog before the repair.
-pub async fn record_data(
-    conn: &mut PgConnection,
-    dir: &std::path::Path,
-    options: &crate::source::catalog::CatalogOptions,
-) -> Result<(DataSnapshot, crate::source::catalog::Catalog)> {
-    let catalog = crate::source::catalog::Catalog::introspect(conn, options).await?;
-    let snapshot = DataSnapshot::capture(conn, &catalog.tables()).await?;
-    crate::engine::journal::write_atomic(&dir.join(DATA_JSON), &to_json(&snapshot))?;
-    crate::engine::journal::write_atomic(&dir.join(CATALOG_JSON), &to_json(&catalog))?;
-    crate::engine::journal::write_atomic(&dir.join(CATALOG_TXT), &catalog.to_text())?;
-    Ok((snapshot, catalog))
-}
-
-/// Records the dump's size, checksum and tool version next to it.
-pub fn save_dump_info(dir: &std::path::Path, info: &crate::pg::tools::DumpInfo) -> Result<()> {
-    crate::engine::journal::write_atomic(&dir.join(DUMP_JSON), &to_json(info))
-}
-
-/// The data snapshot of a backup folder.
-pub fn load_data(dir: &std::path::Path) -> Result<DataSnapshot> {
-    parse_json(&dir.join(DATA_JSON))
-}
-
-fn to_json<T: Serialize>(value: &T) -> String {
-    serde_json::to_string_pretty(value).unwrap_or_default()
-}
-
-fn read(path: &std::path::Path) -> Result<String> {
-    std::fs::read_to_string(path).map_err(|e| {
-        Error::Invalid(format!(
-            "cannot read {}: {e} (hint: pass the backup folder that the repair's Phase 1 wrote, e.g. --backup-dir .phantom/backup-…)",
-            path.display()
-        ))
-    })
-}
-
-fn parse_json<T: serde::de::DeserializeOwned>(path: &std::path::Path) -> Result<T> {
-    let text = read(path)?;
-    serde_json::from_str(&text).map_err(|e| {
-        Error::Invalid(format!(
-            "{}: not a phantom-sync backup file: {e}",
-            path.display()
-        ))
-    })
 }
 
 #[cfg(test)]
@@ -480,13 +361,13 @@ mod tests {
     #[test]
     fn capture_sql_reads_every_table_in_one_statement() {
         let targets = [
-            Target {
+            TableRef {
                 key: "public.a".into(),
                 schema: "public",
                 name: "a",
                 columns: vec!["id".into()],
             },
-            Target {
+            TableRef {
                 key: "s.b\"c".into(),
                 schema: "s",
                 name: "b\"c",

@@ -1,0 +1,196 @@
+//! The command line's arguments (clap). Every option says what it is for;
+//! values are parsed here into the library's types where clap can do it.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// The top-level help's opening.
+const ABOUT: &str = "Diagnose, plan, rehearse and repair a Supabase migration ledger that lists migrations the database never received (\"phantom migrations\").
+
+Start here: phantom-sync rehearse
+  (the built-in incident; add --db-url URL to rehearse your own database, read-only)";
+
+#[derive(Parser)]
+#[command(name = "phantom-sync", version, about = ABOUT, after_help = super::exit::help())]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Rehearse the whole procedure on an ephemeral copy and write the runbook (start here).
+    Rehearse(RehearseArgs),
+    /// The `supabase migration list` table with one status per migration.
+    List(Common),
+    /// Every migration's status with the evidence behind it, grouped by object.
+    Diagnose(Common),
+    /// The repair plan; --dry-run prints every SQL statement.
+    Plan {
+        #[command(flatten)]
+        common: Common,
+        /// Write the plan file here (for `repair --plan`).
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+        /// Print every statement the plan would run.
+        #[arg(long)]
+        dry_run: bool,
+        /// Delete ledger rows that have no local file instead of refusing.
+        #[arg(long)]
+        revert_remote_only: bool,
+    },
+    /// Back up, repair the ledger, re-apply, verify.
+    Repair {
+        #[command(flatten)]
+        common: Common,
+        /// Execute this rehearsed plan; refused if the database changed since.
+        #[arg(long, value_name = "FILE")]
+        plan: Option<PathBuf>,
+        /// Required for a database not on this machine: its name, repeated.
+        #[arg(long, value_name = "DBNAME")]
+        confirm: Option<String>,
+        /// Where Phase 1 writes the backup and the journal.
+        #[arg(long, value_name = "DIR", default_value = phantom_sync::engine::backup::DEFAULT_DIR)]
+        backup_dir: PathBuf,
+        /// Print the plan's SQL and stop (touches nothing; needs no --confirm).
+        #[arg(long)]
+        dry_run: bool,
+        /// Delete ledger rows that have no local file instead of refusing.
+        #[arg(long)]
+        revert_remote_only: bool,
+        /// A table the application keeps writing to during the repair (may gain rows, never lose any).
+        #[arg(long = "live-table", value_name = "SCHEMA.TABLE")]
+        live_tables: Vec<String>,
+    },
+    /// The success checklist against a database (with --backup-dir: data preservation too).
+    Verify {
+        #[command(flatten)]
+        common: Common,
+        /// A backup folder of a repair: its row counts and checksums must still hold.
+        #[arg(long, value_name = "DIR")]
+        backup_dir: Option<PathBuf>,
+    },
+    /// One of the plan's three rollback procedures, from a backup folder.
+    Rollback {
+        #[command(flatten)]
+        common: Common,
+        /// The backup folder a repair's Phase 1 wrote.
+        #[arg(long, value_name = "DIR", default_value = phantom_sync::engine::backup::DEFAULT_DIR)]
+        backup_dir: PathBuf,
+        /// Which procedure.
+        #[arg(long, value_enum)]
+        procedure: ProcedureArg,
+        /// For dropped-tables: which tables (schema.table); default every table that is gone.
+        #[arg(long, value_delimiter = ',', value_name = "SCHEMA.TABLE,...")]
+        tables: Vec<String>,
+        /// Required for a database not on this machine: its name, repeated.
+        #[arg(long, value_name = "DBNAME")]
+        confirm: Option<String>,
+    },
+    /// Benchmarks that print figures (`make bench`).
+    Bench {
+        #[command(subcommand)]
+        what: BenchCommand,
+    },
+    /// Every scenario on every major, with wall times (`make matrix`).
+    Matrix {
+        /// PostgreSQL majors, comma-separated, or `all`.
+        #[arg(long, default_value = "17", value_name = "MAJORS")]
+        versions: String,
+        /// The folder of scenario files.
+        #[arg(long, default_value = "scenarios", value_name = "DIR")]
+        scenarios: PathBuf,
+        /// Scenarios run at the same time on a major.
+        #[arg(long, default_value_t = 2)]
+        parallel: usize,
+    },
+    /// Build the offline PostgreSQL images (no registry needed).
+    Images {
+        /// PostgreSQL majors, comma-separated, or `all`.
+        #[arg(long, default_value = "14,15,16,17,18", value_name = "MAJORS")]
+        versions: String,
+    },
+}
+
+/// The plan's three rollback procedures.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ProcedureArg {
+    /// Rollback 1: restore ledger and database from Phase 1's backup.
+    FailedMigration,
+    /// Rollback 2: recreate dropped tables from the dump.
+    DroppedTables,
+    /// Rollback 3: restore the ledger from its export.
+    Ledger,
+}
+
+#[derive(Subcommand)]
+pub enum BenchCommand {
+    /// Container start, template clone, shim from scratch.
+    Provision {
+        /// PostgreSQL majors, comma-separated, or `all`.
+        #[arg(long, default_value = "17", value_name = "MAJORS")]
+        versions: String,
+        /// Measurements per figure.
+        #[arg(long, default_value_t = 20)]
+        runs: usize,
+    },
+    /// The rehearsal's wall time by phase, on the built-in incident and with many rows.
+    Rehearsal {
+        /// PostgreSQL majors, comma-separated, or `all`.
+        #[arg(long, default_value = "17", value_name = "MAJORS")]
+        versions: String,
+        /// Rows in `collections` for the large run.
+        #[arg(long, default_value_t = 1_000_000)]
+        rows: u64,
+    },
+}
+
+/// What every command that reads a database takes.
+#[derive(Args)]
+pub struct Common {
+    /// The database, e.g. postgres://postgres:PASSWORD@db.example.supabase.co:5432/postgres
+    #[arg(
+        long,
+        env = "PHANTOM_DB_URL",
+        hide_env_values = true,
+        value_name = "URL"
+    )]
+    pub db_url: String,
+    /// The migrations folder.
+    #[arg(long, default_value = phantom_sync::rehearse::DEFAULT_MIGRATIONS, value_name = "DIR")]
+    pub migrations: PathBuf,
+    /// Machine-readable output (JSON).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `phantom-sync rehearse`.
+#[derive(Debug, Clone, Args)]
+pub struct RehearseArgs {
+    /// Capture this database (read-only) instead of the built-in incident
+    /// [default: $PHANTOM_DB_URL unless --dump is given].
+    #[arg(long, conflicts_with = "dump", value_name = "URL")]
+    pub db_url: Option<String>,
+    /// Rehearse from a pg_dump file (custom format, `pg_dump -Fc`) instead.
+    #[arg(long, value_name = "FILE")]
+    pub dump: Option<PathBuf>,
+    /// Major of the server the dump was made from (with --dump).
+    #[arg(long, default_value_t = 17, requires = "dump")]
+    pub major: u8,
+    /// The migrations folder [default: supabase/migrations; the built-in incident brings its own].
+    #[arg(long, value_name = "DIR")]
+    pub migrations: Option<PathBuf>,
+    /// Capture the schema only (no data).
+    #[arg(long)]
+    pub schema_only: bool,
+    /// Where the runbook, plan and journals go.
+    #[arg(long, default_value = phantom_sync::rehearse::DEFAULT_OUT, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Print only the summary line.
+    #[arg(long)]
+    pub quiet: bool,
+    /// Print the rehearsal as JSON.
+    #[arg(long)]
+    pub json: bool,
+}

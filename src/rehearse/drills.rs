@@ -1,0 +1,100 @@
+//! The rollback drills: on a fresh copy each, the mishap a rollback exists
+//! for is made to happen — a migration failing mid-push, tables dropped after
+//! the repair, the ledger corrupted — and the procedure must bring back
+//! exactly what Phase 1 recorded.
+
+use std::path::Path;
+
+use super::capture::Capture;
+use super::copy::restore_copy;
+use crate::engine::backup::BackupSet;
+use crate::engine::execute::Faults;
+use crate::engine::repair::{RepairOptions, make_plan, repair};
+use crate::engine::rollback::{Procedure, RollbackReport, rollback};
+use crate::pg::sql::quote_ident;
+use crate::pg::target::Target;
+use crate::pg::tools::PgTools;
+use crate::source::ledger;
+use crate::{Error, Result};
+
+/// The three drills, in the plan's order.
+pub(crate) fn all() -> [Procedure; 3] {
+    [
+        Procedure::FailedMigration,
+        Procedure::DroppedTables(Vec::new()),
+        Procedure::Ledger,
+    ]
+}
+
+/// One rollback drill on a fresh copy.
+pub(crate) async fn drill(
+    capture: &Capture,
+    dump: &Path,
+    out: &Path,
+    procedure: Procedure,
+) -> Result<RollbackReport> {
+    let copy = restore_copy(capture, dump, "drill").await?;
+    let backup_dir = out.join(format!("drill-{}", procedure.slug()));
+    let mut options = RepairOptions::new(&capture.migrations, &backup_dir);
+    options.predict = false;
+    let tools = PgTools::for_database(&copy);
+    let target = copy.target();
+    let result = async {
+        cause_mishap(&target, &tools, &mut options, &procedure).await?;
+        let set = BackupSet::load(&backup_dir)?;
+        rollback(&target, &tools, &set, procedure, &options.catalog).await
+    }
+    .await;
+    copy.drop_database().await?;
+    result
+}
+
+/// Runs the repair so that the mishap `procedure` undoes happens.
+async fn cause_mishap(
+    target: &Target,
+    tools: &PgTools,
+    options: &mut RepairOptions,
+    procedure: &Procedure,
+) -> Result<()> {
+    match procedure {
+        Procedure::FailedMigration => {
+            let plan = make_plan(target, tools, options).await?.1;
+            options.faults = Faults {
+                fail_in: plan.to_apply().last().cloned(),
+                ..Faults::default()
+            };
+            let _ = repair(target, tools, options).await; // fails on purpose
+        }
+        Procedure::DroppedTables(_) => {
+            let _ = repair(target, tools, options).await;
+            let set = BackupSet::load(&options.backup_dir)?;
+            let mut conn = target.connect().await?;
+            for table in set.data.tables.keys() {
+                let (schema, name) = table.split_once('.').unwrap_or(("public", table));
+                let sql = format!(
+                    "DROP TABLE IF EXISTS {}.{} CASCADE",
+                    quote_ident(schema),
+                    quote_ident(name)
+                );
+                sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+                    .execute(&mut conn)
+                    .await
+                    .map_err(Error::db("dropping tables for the drill"))?;
+            }
+        }
+        Procedure::Ledger => {
+            let _ = repair(target, tools, options).await;
+            let mut conn = target.connect().await?;
+            let table = format!("{}.{}", ledger::SCHEMA, ledger::TABLE);
+            let sql = format!(
+                "DELETE FROM {table} WHERE version IN (SELECT version FROM {table} ORDER BY version LIMIT 3); \
+                 INSERT INTO {table} (version, name) VALUES ('99999999999999', 'corrupted')"
+            );
+            sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+                .execute(&mut conn)
+                .await
+                .map_err(Error::db("corrupting the ledger for the drill"))?;
+        }
+    }
+    Ok(())
+}
