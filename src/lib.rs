@@ -12,6 +12,8 @@
 //! database. The [`harness`] starts ephemeral PostgreSQL; [`scenario`] builds
 //! broken states on it and [`matrix`] runs the engine against them, exactly as
 //! the CLI does. [`tools`] runs pg_dump and friends of the server's own major.
+//! A [`target`] names a database; [`tls`] gives its connections (and the
+//! tools') TLS as libpq would.
 #![forbid(unsafe_code)]
 
 pub mod backup;
@@ -37,6 +39,7 @@ pub mod scenario;
 pub mod split;
 mod sql;
 pub mod target;
+pub mod tls;
 pub mod tools;
 pub mod verify;
 
