@@ -42,11 +42,17 @@ pub enum Error {
         source: sqlx::Error,
     },
 
-    /// The database could not be reached at all (plan: "Cannot connect to remote database").
-    #[error(
-        "cannot connect to {target}: {reason} (hint: check host, port, user and password; on a hosted project check that the database accepts connections from here)"
-    )]
-    Connect { target: String, reason: String },
+    /// The database could not be reached at all (plan: "Cannot connect to remote database"),
+    /// or TLS could not be set up as `sslmode` demands.
+    #[error("cannot connect to {target}: {reason} (hint: {hint})")]
+    Connect {
+        /// The target, password redacted.
+        target: String,
+        /// What failed.
+        reason: String,
+        /// What to do ([`Error::CONNECT_HINT`] unless the cause is known).
+        hint: String,
+    },
 
     /// A file could not be read or written.
     #[error("{action} {path}: {source}")]
@@ -182,6 +188,9 @@ pub enum Error {
 }
 
 impl Error {
+    /// The hint of a connection failure whose cause is not known more precisely.
+    pub const CONNECT_HINT: &'static str = "check host, port, user and password; on a hosted project check that the database accepts connections from here";
+
     /// Wraps a database error with what we were doing when it happened.
     pub fn db(context: impl Into<String>) -> impl FnOnce(sqlx::Error) -> Error {
         let context = context.into();

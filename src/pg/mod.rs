@@ -1,8 +1,12 @@
-//! PostgreSQL plumbing that knows nothing of migrations: connection targets
-//! ([`target`]), quoting ([`sql`]), the client programs of a server's own
-//! major ([`tools`]) and ephemeral servers and databases ([`sandbox`]).
+//! PostgreSQL plumbing that knows nothing of migrations, bottom-up: quoting
+//! ([`sql`]), passwords in connection URLs ([`url`]), TLS as libpq reads it
+//! ([`tls`]), connection targets ([`target`]), ephemeral servers and
+//! databases ([`sandbox`]) and the client programs of a server's own major
+//! ([`tools`]).
 
 pub mod sandbox;
 pub mod sql;
 pub mod target;
+pub mod tls;
 pub mod tools;
+pub mod url;

@@ -1,6 +1,7 @@
 //! The database a command works on, named by a connection URL. A [`Target`]
 //! keeps the password out of everything it prints: its display form, errors
-//! and journals all use [`redact_url`].
+//! and journals all use [`redact_url`]. Its TLS settings (`sslmode` and the
+//! certificate files, as libpq reads them) are resolved by [`crate::pg::tls`].
 
 use std::fmt;
 use std::str::FromStr;
@@ -9,6 +10,9 @@ use std::time::Duration;
 use sqlx::Connection;
 use sqlx::postgres::{PgConnectOptions, PgConnection};
 
+use crate::pg::tls::TlsSettings;
+pub use crate::pg::url::redact_url;
+use crate::pg::url::url_password;
 use crate::{Error, Result};
 
 /// How long we wait for a server to accept a connection before giving up.
@@ -22,10 +26,13 @@ pub struct Target {
     /// Kept for child processes (pg_dump, psql), which get it through
     /// `PGPASSWORD`; sqlx's options do not give it back.
     password: Option<String>,
+    tls: TlsSettings,
 }
 
 impl Target {
-    /// Parses a `postgres://` or `postgresql://` URL.
+    /// Parses a `postgres://` or `postgresql://` URL, with its TLS settings
+    /// (the URL's `sslmode`, `sslrootcert`, `sslcert`, `sslkey`, else the
+    /// `PGSSL*` variables, else libpq's defaults).
     pub fn parse(url: &str) -> Result<Target> {
         let redacted = redact_url(url);
         if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
@@ -33,6 +40,8 @@ impl Target {
                 "--db-url {redacted}: not a PostgreSQL URL (hint: use postgres://user:password@host:5432/database)"
             )));
         }
+        let tls = TlsSettings::from_url(url)
+            .map_err(|message| Error::Invalid(format!("--db-url {redacted}: {message}")))?;
         let options = PgConnectOptions::from_str(url).map_err(|e| {
             Error::Invalid(format!(
                 "--db-url {redacted}: {} (hint: use postgres://user:password@host:5432/database)",
@@ -43,6 +52,7 @@ impl Target {
             options,
             redacted,
             password: url_password(url),
+            tls,
         })
     }
 
@@ -56,6 +66,7 @@ impl Target {
             options.get_database().unwrap_or("postgres")
         );
         Target {
+            tls: TlsSettings::from_options(&options),
             options,
             redacted,
             password: None,
@@ -78,9 +89,21 @@ impl Target {
         &self.redacted
     }
 
-    /// Connection options for sqlx.
+    /// Connection options for sqlx (TLS aside: [`Target::connect`] applies
+    /// [`Target::tls`] to them).
     pub fn options(&self) -> &PgConnectOptions {
         &self.options
+    }
+
+    /// The TLS settings.
+    pub fn tls(&self) -> &TlsSettings {
+        &self.tls
+    }
+
+    /// The same target with other TLS settings.
+    pub fn with_tls(mut self, tls: TlsSettings) -> Target {
+        self.tls = tls;
+        self
     }
 
     /// The database name (what `--confirm` must repeat).
@@ -92,8 +115,11 @@ impl Target {
 
     /// The same server, another database.
     pub fn with_database(&self, database: &str) -> Target {
-        Target::from_options(self.options.clone().database(database))
-            .with_password(self.password.clone())
+        Target {
+            tls: self.tls.clone(),
+            ..Target::from_options(self.options.clone().database(database))
+                .with_password(self.password.clone())
+        }
     }
 
     /// True for a server on this machine: `localhost`, any loopback address
@@ -109,20 +135,47 @@ impl Target {
                 .is_ok_and(|ip| ip.is_loopback())
     }
 
-    /// Opens one connection; failures name the target (without password).
+    /// Opens one connection, with TLS as `sslmode` says (`allow` and
+    /// `prefer` try twice, like libpq); failures name the target (without
+    /// password) and say what to do.
     pub async fn connect(&self) -> Result<PgConnection> {
-        let attempt = PgConnection::connect_with(&self.options);
-        match tokio::time::timeout(CONNECT_TIMEOUT, attempt).await {
-            Ok(Ok(conn)) => Ok(conn),
-            Ok(Err(e)) => Err(Error::Connect {
-                target: self.redacted.clone(),
-                reason: redact_url(&e.to_string()),
-            }),
-            Err(_) => Err(Error::Connect {
-                target: self.redacted.clone(),
-                reason: format!("no answer within {}s", CONNECT_TIMEOUT.as_secs()),
-            }),
+        let unix_socket =
+            self.options.get_socket().is_some() || self.options.get_host().starts_with('/');
+        let attempts = self.tls.attempts(unix_socket);
+        // (how it was tried, what went wrong, what to do)
+        let mut failed: Vec<(&str, String, Option<String>)> = Vec::new();
+        for (i, &attempt) in attempts.iter().enumerate() {
+            let options = self.tls.options(&self.options, attempt);
+            let connecting = PgConnection::connect_with(&options);
+            let error = match tokio::time::timeout(CONNECT_TIMEOUT, connecting).await {
+                Ok(Ok(conn)) => return Ok(conn),
+                Ok(Err(e)) => e,
+                Err(_) => {
+                    let reason = format!("no answer within {}s", CONNECT_TIMEOUT.as_secs());
+                    failed.push((attempt.describe(), reason, None));
+                    break;
+                }
+            };
+            let (reason, hint) = self.tls.explain(self.options.get_host(), &error);
+            failed.push((attempt.describe(), reason, hint));
+            if i + 1 == attempts.len() || !self.tls.falls_back(attempt, &error) {
+                break;
+            }
         }
+        let reason = match failed.as_slice() {
+            [(_, reason, _)] => reason.clone(),
+            _ => failed
+                .iter()
+                .map(|(how, reason, _)| format!("{how}: {reason}"))
+                .collect::<Vec<_>>()
+                .join("; then "),
+        };
+        let hint = failed.iter().rev().find_map(|(_, _, hint)| hint.clone());
+        Err(Error::Connect {
+            target: self.redacted.clone(),
+            reason,
+            hint: hint.unwrap_or_else(|| Error::CONNECT_HINT.to_string()),
+        })
     }
 }
 
@@ -138,110 +191,10 @@ impl fmt::Display for Target {
     }
 }
 
-/// The percent-decoded password of a URL: its userinfo's, else a
-/// `password=` query parameter's (sqlx accepts both).
-fn url_password(url: &str) -> Option<String> {
-    let (_, rest) = url.split_once("://")?;
-    let authority = &rest[..rest.find(['/', '?']).unwrap_or(rest.len())];
-    let from_userinfo = authority
-        .rsplit_once('@')
-        .and_then(|(userinfo, _)| userinfo.split_once(':'));
-    if let Some((_, password)) = from_userinfo {
-        return Some(percent_decode(password));
-    }
-    let (_, query) = rest.split_once('?')?;
-    query
-        .split('&')
-        .find_map(|pair| pair.strip_prefix("password="))
-        .map(percent_decode)
-}
-
-fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = bytes
-            .get(i + 1..i + 3)
-            .filter(|h| h.iter().all(u8::is_ascii_hexdigit))
-            .and_then(|h| std::str::from_utf8(h).ok());
-        match (bytes[i], hex.and_then(|h| u8::from_str_radix(h, 16).ok())) {
-            (b'%', Some(byte)) => {
-                out.push(byte);
-                i += 3;
-            }
-            (byte, _) => {
-                out.push(byte);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-/// Replaces the password of every `scheme://user:password@` in `text` by `***`.
-pub fn redact_url(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(pos) = rest.find("://") {
-        let (head, tail) = rest.split_at(pos + 3);
-        out.push_str(head);
-        let authority_end = tail
-            .find(['/', ' ', '\n', '"', '\'', '?'])
-            .unwrap_or(tail.len());
-        let authority = &tail[..authority_end];
-        match (authority.rfind('@'), authority.find(':')) {
-            (Some(at), Some(colon)) if colon < at => {
-                out.push_str(&authority[..colon]);
-                out.push_str(":***");
-                out.push_str(&authority[at..]);
-            }
-            _ => out.push_str(authority),
-        }
-        rest = &tail[authority_end..];
-    }
-    out.push_str(rest);
-    // `password=...` in keyword/value connection strings.
-    redact_keyword_password(&out)
-}
-
-fn redact_keyword_password(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(pos) = rest.find("password=") {
-        let (head, tail) = rest.split_at(pos + "password=".len());
-        out.push_str(head);
-        out.push_str("***");
-        let end = tail.find([' ', '&', '\n', '"', '\'']).unwrap_or(tail.len());
-        rest = &tail[end..];
-    }
-    out.push_str(rest);
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn redacts_passwords_in_urls_and_keyword_strings() {
-        assert_eq!(
-            redact_url("connect postgres://app:s3cr%40t@db.example.com:5432/prod failed"),
-            "connect postgres://app:***@db.example.com:5432/prod failed"
-        );
-        assert_eq!(
-            redact_url("postgres://app@host/db"),
-            "postgres://app@host/db"
-        );
-        assert_eq!(
-            redact_url("host=x password=hunter2 user=y"),
-            "host=x password=*** user=y"
-        );
-        assert_eq!(
-            redact_url("postgres://a:b@h/d?password=c"),
-            "postgres://a:***@h/d?password=***"
-        );
-    }
+    use sqlx::postgres::PgSslMode;
 
     #[test]
     fn parse_rejects_other_schemes_without_leaking_the_password() {
@@ -272,6 +225,61 @@ mod tests {
                 .unwrap()
                 .is_local()
         );
+    }
+
+    #[test]
+    fn parse_reads_the_ssl_parameters() {
+        use crate::pg::tls::SslMode;
+        let t = Target::parse("postgres://u:p@db.example.com/app?sslmode=require").unwrap();
+        assert_eq!(t.tls().mode(), SslMode::Require);
+        assert_eq!(t.with_database("other").tls(), t.tls());
+        let t = Target::parse("postgres://u:p@db.example.com/app?sslmode=disable").unwrap();
+        assert_eq!(t.tls().mode(), SslMode::Disable);
+        let harness = Target::from_options(t.options().clone().ssl_mode(PgSslMode::VerifyCa));
+        assert_eq!(harness.tls().mode(), SslMode::VerifyCa);
+    }
+
+    #[test]
+    fn ssl_errors_never_carry_the_password() {
+        for url in [
+            "postgres://app:topsecret@db.example.com/prod?sslmode=bogus",
+            "postgres://app:topsecret@db.example.com/prod?sslmode=verify-full",
+            "postgres://app:topsecret@db.example.com/prod?sslmode=verify-full&sslrootcert=/nonexistent/ca.crt",
+            "postgres://app:topsecret@db.example.com/prod?sslrootcert=system&sslmode=require",
+            "postgres://app@db.example.com/prod?password=topsecret&sslmode=bogus",
+            "postgres://app@db.example.com/prod?sslpassword=topsecret&sslmode=require",
+            "postgres://app:topsecret@db.example.com/prod?sslmode=require&sslkey=/nonexistent/k",
+        ] {
+            let err = Target::parse(url).unwrap_err();
+            let text = err.to_string();
+            assert!(matches!(err, Error::Invalid(_)), "{url}: {text}");
+            assert!(!text.contains("topsecret"), "{text}");
+            assert!(text.starts_with("--db-url postgres://app"), "{text}");
+            assert!(text.contains("hint:"), "{text}");
+        }
+        let err = Target::parse("postgres://a:topsecret@h/db?sslmode=Bogus").unwrap_err();
+        assert!(
+            err.to_string().contains("sslmode=Bogus: not an sslmode"),
+            "{err}"
+        );
+    }
+
+    #[tokio::test]
+    async fn connect_failures_name_the_target_without_the_password() {
+        // Nothing listens on port 1: a refused connection is not retried another way.
+        for mode in ["disable", "allow", "prefer", "require"] {
+            let url = format!("postgres://app:topsecret@127.0.0.1:1/prod?sslmode={mode}");
+            let err = Target::parse(&url).unwrap().connect().await.unwrap_err();
+            let text = err.to_string();
+            assert!(matches!(err, Error::Connect { .. }), "{text}");
+            assert!(!text.contains("topsecret"), "{text}");
+            assert!(
+                text.starts_with("cannot connect to postgres://app:***@127.0.0.1:1/prod"),
+                "{text}"
+            );
+            assert!(text.contains(Error::CONNECT_HINT), "{text}");
+            assert!(!text.contains("; then "), "{text}");
+        }
     }
 
     #[test]

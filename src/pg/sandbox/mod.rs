@@ -9,4 +9,4 @@ pub mod server;
 
 pub use database::{Database, SUPABASE_SHIM, shim_enabled};
 pub use image::{ImageOrigin, ImageRef, SUPPORTED_MAJORS, parse_versions, versions_from_env};
-pub use server::{PgServer, ServerOptions};
+pub use server::{PgServer, ServerOptions, ServerTls};

@@ -10,11 +10,12 @@ use std::process::Stdio;
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
-use sqlx::postgres::PgConnectOptions;
+use sqlx::postgres::{PgConnectOptions, PgSslMode};
 use testcontainers_modules::postgres::Postgres;
 use testcontainers_modules::testcontainers::core::Mount;
 use testcontainers_modules::testcontainers::runners::AsyncRunner;
 use testcontainers_modules::testcontainers::{ContainerAsync, ImageExt};
+use testcontainers_modules::testcontainers::{CopyDataSource, CopyTargetOptions};
 use tokio::sync::OnceCell;
 
 use super::image::{self, ImageRef, docker, tail};
@@ -62,7 +63,35 @@ pub struct PgServer {
 pub struct ServerOptions {
     /// Keep the data directory on a tmpfs (default for tests; off for rehearsals of big captures).
     pub disk_data: bool,
+    /// Serve TLS (`ssl = on`) with this certificate; plain connections stay allowed.
+    pub tls: Option<ServerTls>,
 }
+
+/// A server's TLS identity, as PEM text (tests make one with a CA of their own).
+#[derive(Clone)]
+pub struct ServerTls {
+    /// The server's certificate (`ssl_cert_file`), followed by any intermediates.
+    pub cert_pem: String,
+    /// Its private key (`ssl_key_file`), unencrypted.
+    pub key_pem: String,
+    /// The CA client certificates are checked against (`ssl_ca_file`), if any.
+    pub client_ca_pem: Option<String>,
+}
+
+impl std::fmt::Debug for ServerTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerTls")
+            .field("cert_pem", &format_args!("{} bytes", self.cert_pem.len()))
+            .field("key_pem", &"***")
+            .field("client_ca_pem", &self.client_ca_pem.as_ref().map(|_| "…"))
+            .finish()
+    }
+}
+
+/// Where a TLS server's files are copied in (root-owned) …
+const TLS_INBOX: &str = "/etc/phantom-sync/tls-in";
+/// … and where the server reads them (owned by postgres, mode 0600, as it demands of a key).
+const TLS_DIR: &str = "/etc/phantom-sync/tls";
 
 /// Runtime that owns every container's Testcontainers handle, so handles
 /// outlive the (per-test) runtimes that asked for them.
@@ -151,9 +180,12 @@ impl PgServer {
         Ok((server, handle))
     }
 
-    /// Connection options for `database` as the superuser.
+    /// Connection options for `database` as the superuser. The mode is
+    /// pinned to `prefer` (TLS when the server has it, unverified), whatever
+    /// `PGSSLMODE` says: the harness's own connections go to loopback.
     pub fn options(&self, database: &str) -> PgConnectOptions {
         PgConnectOptions::new()
+            .ssl_mode(PgSslMode::Prefer)
             .host(&self.host)
             .port(self.port)
             .username(USER)
@@ -196,14 +228,63 @@ async fn start_container(
         .with_name(image.name.clone())
         .with_tag(image.tag.clone())
         .with_env_var("PGDATA", PGDATA)
-        .with_cmd(SERVER_FLAGS.iter().copied())
+        .with_cmd(server_command(options.tls.is_some()))
         .with_label(OWNER_LABEL, std::process::id().to_string())
         .with_label("phantom-sync.session", session)
         .with_startup_timeout(Duration::from_secs(90));
     if !options.disk_data {
         request = request.with_mount(Mount::tmpfs_mount(PGDATA));
     }
+    if let Some(tls) = options.tls {
+        let files = [
+            ("server.crt", Some(tls.cert_pem)),
+            ("server.key", Some(tls.key_pem)),
+            ("ca.crt", tls.client_ca_pem),
+        ];
+        for (name, pem) in files {
+            if let Some(pem) = pem {
+                request = request.with_copy_to(
+                    CopyTargetOptions::new(format!("{TLS_INBOX}/{name}")).with_mode(0o600),
+                    CopyDataSource::Data(pem.into_bytes()),
+                );
+            }
+        }
+    }
     request.start().await.map_err(|e| e.to_string())
+}
+
+/// The container's command: the server flags, and for TLS a root step that
+/// hands the copied files to the postgres user (the server refuses a key that
+/// others can read) before the image's own entry point carries on.
+fn server_command(tls: bool) -> Vec<String> {
+    let mut flags: Vec<String> = SERVER_FLAGS.iter().map(|f| f.to_string()).collect();
+    if !tls {
+        return flags;
+    }
+    flags.extend(
+        [
+            "ssl=on".to_string(),
+            format!("ssl_cert_file={TLS_DIR}/server.crt"),
+            format!("ssl_key_file={TLS_DIR}/server.key"),
+        ]
+        .into_iter()
+        .flat_map(|setting| ["-c".to_string(), setting]),
+    );
+    let script = format!(
+        "set -e; install -d -o postgres -g postgres -m 0700 {TLS_DIR}; \
+         for f in {TLS_INBOX}/*; do install -o postgres -g postgres -m 0600 \"$f\" {TLS_DIR}/; done; \
+         if [ -f {TLS_DIR}/ca.crt ]; then set -- \"$@\" -c ssl_ca_file={TLS_DIR}/ca.crt; fi; \
+         exec docker-entrypoint.sh \"$@\""
+    );
+    let mut command = vec![
+        "sh".to_string(),
+        "-c".to_string(),
+        script,
+        "phantom-sync-tls".to_string(),
+        "postgres".to_string(),
+    ];
+    command.extend(flags);
+    command
 }
 
 async fn host_port(container_id: &str) -> Result<u16> {

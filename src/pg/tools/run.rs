@@ -3,8 +3,14 @@
 //! (`docker run --rm --network host`). Connection settings travel as `PG*`
 //! environment variables whose values the docker CLI takes from its own
 //! environment (`-e NAME` without `=value`), so no password ever appears in
-//! an argument list. Failures become [`Error::Tool`] with the program's last
-//! stderr lines, scrubbed of passwords, and a hint where the cause is known.
+//! an argument list. TLS settings travel the same way (`PGSSLMODE`, …); a
+//! throw-away container also gets the target's certificate files mounted
+//! read-only, with `PGSSLROOTCERT` & co. pointing at them (see
+//! [`crate::pg::tls::TlsSettings`]). In the server's own container the programs
+//! reach the server over the container's loopback, where libpq's default
+//! (`prefer`) applies and no certificate files are needed. Failures become
+//! [`Error::Tool`] with the program's last stderr lines, scrubbed of
+//! passwords, and a hint where the cause is known.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -15,6 +21,7 @@ use tokio::process::Command;
 
 use super::PgTools;
 use crate::pg::target::{Target, redact_url};
+use crate::pg::tls::ContainerSettings;
 use crate::{Error, Result};
 
 /// How many stderr lines a failure quotes.
@@ -65,13 +72,13 @@ pub(crate) struct Finished {
 
 /// Runs `call` to completion.
 pub(crate) async fn run(tools: &PgTools, call: Call<'_>) -> Result<Finished> {
-    let env = match call.target {
+    let (env, mounts) = match call.target {
         Some(target) => connection_env(tools, target)?,
-        None => Vec::new(),
+        None => Default::default(),
     };
     let stdin_used = !matches!(call.input, Input::Null);
     let mut cmd = Command::new("docker");
-    cmd.args(docker_args(tools, &call, &env, stdin_used))
+    cmd.args(docker_args(tools, &call, &env, &mounts, stdin_used))
         .stdin(if stdin_used {
             Stdio::piped()
         } else {
@@ -119,11 +126,13 @@ pub(crate) async fn run(tools: &PgTools, call: Call<'_>) -> Result<Finished> {
     Ok(drained)
 }
 
-/// The docker CLI's arguments: `exec`/`run`, the variables to pass on, the program and its arguments.
+/// The docker CLI's arguments: `exec`/`run`, the variables to pass on, the
+/// read-only mounts (`run` only), the program and its arguments.
 fn docker_args(
     tools: &PgTools,
     call: &Call<'_>,
     env: &[(&'static str, String)],
+    mounts: &[String],
     stdin_used: bool,
 ) -> Vec<String> {
     let mut args: Vec<String> = Vec::new();
@@ -151,6 +160,7 @@ fn docker_args(
             );
             args.extend(interactive);
             args.extend(pass_on);
+            args.extend(mounts.iter().flat_map(|m| ["-v".to_string(), m.clone()]));
             args.extend([
                 "--entrypoint".to_string(),
                 call.program.to_string(),
@@ -162,8 +172,9 @@ fn docker_args(
     args
 }
 
-/// `PG*` settings (all but the password) for a connection to `target`.
-fn connection_env(tools: &PgTools, target: &Target) -> Result<Vec<(&'static str, String)>> {
+/// `PG*` settings (all but the password) for a connection to `target` and,
+/// for a throw-away container, the `docker run -v` mounts of its certificate files.
+fn connection_env(tools: &PgTools, target: &Target) -> Result<ContainerSettings> {
     let options = target.options();
     let (host, port) = match tools {
         PgTools::Exec { .. } => ("127.0.0.1".to_string(), "5432".to_string()),
@@ -185,22 +196,13 @@ fn connection_env(tools: &PgTools, target: &Target) -> Result<Vec<(&'static str,
         ("PGAPPNAME", "phantom-sync".to_string()),
         ("PGCONNECT_TIMEOUT", "15".to_string()),
     ];
+    let mut mounts = Vec::new();
     if matches!(tools, PgTools::Run { .. }) {
-        env.push(("PGSSLMODE", ssl_mode(options.get_ssl_mode()).to_string()));
+        let (tls_env, tls_mounts) = target.tls().container_settings()?;
+        env.extend(tls_env);
+        mounts = tls_mounts;
     }
-    Ok(env)
-}
-
-fn ssl_mode(mode: sqlx::postgres::PgSslMode) -> &'static str {
-    use sqlx::postgres::PgSslMode::*;
-    match mode {
-        Disable => "disable",
-        Allow => "allow",
-        Prefer => "prefer",
-        Require => "require",
-        VerifyCa => "verify-ca",
-        VerifyFull => "verify-full",
-    }
+    Ok((env, mounts))
 }
 
 /// Writes the input, then closes stdin. A program that stops reading early
@@ -350,6 +352,20 @@ fn hint(tool: &str, stderr: &str) -> Option<String> {
             .to_string()
     } else if has("already exists") {
         "an object the backup recreates already exists; nothing was changed".to_string()
+    } else if has("certificate verify failed") {
+        format!(
+            "{tool} could not verify the server's certificate with the CA in sslrootcert (mounted read-only into its \
+             container); check sslrootcert, or use sslmode=require to encrypt without verifying"
+        )
+    } else if has("does not match host name") {
+        "the server's certificate does not name the host of the URL; connect with a host name it names, or use \
+         sslmode=verify-ca to check only the CA"
+            .to_string()
+    } else if has("server does not support ssl") {
+        "the server does not accept TLS (ssl = off); use sslmode=prefer, or turn ssl on at the server".to_string()
+    } else if has("no encryption") {
+        "the server accepts only encrypted connections; use sslmode=require, or verify-full with sslrootcert"
+            .to_string()
     } else if has("could not connect")
         || has("connection refused")
         || has("could not translate host name")
@@ -375,10 +391,15 @@ fn hint(tool: &str, stderr: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pg::tls::TlsSettings;
+    use crate::pg::tls::test_files::Files;
 
     #[test]
-    fn arguments_carry_variable_names_but_never_values() {
-        let target = Target::parse("postgres://app:hunter22@db.example.com:6543/prod").unwrap();
+    fn tls_files_are_mounted_read_only_and_named_by_variables() {
+        let files = Files::new("run-mounts");
+        let target = Target::parse("postgres://app:hunter22@db.example.com:6543/prod")
+            .unwrap()
+            .with_tls(files.settings("verify-full", true));
         let tools = PgTools::Run {
             image: "phantom-sync/postgres:17".into(),
         };
@@ -391,8 +412,66 @@ mod tests {
             sink: Sink::Capture,
             doing: "dumping".into(),
         };
-        let env = connection_env(&tools, &target).unwrap();
-        let args = docker_args(&tools, &call, &env, false);
+        let (env, mounts) = connection_env(&tools, &target).unwrap();
+        let args = docker_args(&tools, &call, &env, &mounts, false);
+        let joined = args.join(" ");
+        let ca = files.ca.display();
+        let (cert, key) = (files.cert.display(), files.key.display());
+        assert!(
+            joined.contains(&format!(
+                "-e PGSSLMODE -e PGSSLROOTCERT -e PGSSLCERT -e PGSSLKEY -e PGPASSWORD \
+                 -v {ca}:/run/phantom-sync/tls/root.crt:ro \
+                 -v {cert}:/run/phantom-sync/tls/client.crt:ro \
+                 -v {key}:/run/phantom-sync/tls/client.key:ro \
+                 --entrypoint pg_dump"
+            )),
+            "{joined}"
+        );
+        assert!(!joined.contains("hunter22"), "{joined}");
+        for (name, value) in [
+            ("PGSSLMODE", "verify-full"),
+            ("PGSSLROOTCERT", "/run/phantom-sync/tls/root.crt"),
+            ("PGSSLCERT", "/run/phantom-sync/tls/client.crt"),
+            ("PGSSLKEY", "/run/phantom-sync/tls/client.key"),
+        ] {
+            assert!(env.contains(&(name, value.to_string())), "{name}: {env:?}");
+        }
+
+        // In the server's own container: loopback, no files, libpq's default.
+        let exec = PgTools::Exec {
+            container_id: "abc123".into(),
+        };
+        let (env, mounts) = connection_env(&exec, &target).unwrap();
+        assert!(mounts.is_empty());
+        assert!(
+            !env.iter().any(|(name, _)| name.starts_with("PGSSL")),
+            "{env:?}"
+        );
+        let joined = docker_args(&exec, &call, &env, &mounts, false).join(" ");
+        assert!(!joined.contains(" -v "), "{joined}");
+    }
+
+    #[test]
+    fn arguments_carry_variable_names_but_never_values() {
+        // Default TLS settings, whatever this machine's PGSSL* and ~/.postgresql hold.
+        let target = Target::parse("postgres://app:hunter22@db.example.com:6543/prod")
+            .unwrap()
+            .with_tls(TlsSettings::default());
+        let tools = PgTools::Run {
+            image: "phantom-sync/postgres:17".into(),
+        };
+        let call = Call {
+            tool: "pg_dump",
+            program: "pg_dump",
+            args: vec!["--format=custom".into()],
+            target: Some(&target),
+            input: Input::Null,
+            sink: Sink::Capture,
+            doing: "dumping".into(),
+        };
+        let (env, mounts) = connection_env(&tools, &target).unwrap();
+        assert!(mounts.is_empty(), "{mounts:?}");
+        let args = docker_args(&tools, &call, &env, &mounts, false);
         let joined = args.join(" ");
         assert!(!joined.contains("hunter22"), "{joined}");
         assert!(
@@ -408,16 +487,17 @@ mod tests {
         assert!(env.contains(&("PGHOST", "db.example.com".to_string())));
         assert!(env.contains(&("PGPORT", "6543".to_string())));
         assert!(env.contains(&("PGDATABASE", "prod".to_string())));
+        assert!(env.contains(&("PGSSLMODE", "prefer".to_string())));
 
         let exec = PgTools::Exec {
             container_id: "abc123".into(),
         };
-        let env = connection_env(&exec, &target).unwrap();
+        let (env, mounts) = connection_env(&exec, &target).unwrap();
         assert!(
             env.contains(&("PGHOST", "127.0.0.1".to_string()))
                 && env.contains(&("PGPORT", "5432".to_string()))
         );
-        let args = docker_args(&exec, &call, &env, true);
+        let args = docker_args(&exec, &call, &env, &mounts, true);
         assert_eq!(&args[..2], ["exec", "-i"]);
         assert_eq!(
             args[args.len() - 3..],
@@ -458,6 +538,12 @@ mod tests {
             Some(true)
         );
         assert_eq!(hint("psql", "something odd"), None);
+        let tls = "pg_dump: error: connection to server at \"127.0.0.1\", port 5432 failed: SSL error: certificate verify failed";
+        assert_eq!(
+            hint("pg_dump", tls)
+                .map(|h| h.contains("sslrootcert") && h.contains("sslmode=require")),
+            Some(true)
+        );
         assert_eq!(
             scrub("pw is abc", Some("abc")),
             "pw is abc",
