@@ -26,8 +26,8 @@
 //!   character) ends it and is read as plain text: a tag never holds a non-ASCII
 //!   character. A second `$` makes `$tag$` the delimiter; the quote ends as soon as the
 //!   piece ends with it again, which may overlap the opening (`$$$` opens and closes).
-//! * **Backslash** outside quotes: the next byte is taken as it is (`\;` separates
-//!   nothing).
+//! * **Backslash** outside quotes and comments: the next byte is taken as it is (`\;`
+//!   separates nothing).
 //! * **Groups**: `(` opens a group that the next `)` read as plain text closes; the `C`
 //!   of `BEGIN ATOMIC` opens one that the next `END` read as plain text closes, in any
 //!   case and anywhere, also inside a word (`legend`, `backend`) or after a `CASE`
@@ -37,8 +37,9 @@
 //!   dollar tag (`$x;y$` is a tag). When a closer closes a group, the enclosing group
 //!   looks at the same bytes, so one `)` closes all nested parentheses (`(f(1); …`
 //!   closes at the `)` of `f(1)`) and one `END` all nested bodies.
-//! * **`BEGIN ATOMIC`** is recognised when the piece ends with `ATOMIC` (any case), with
-//!   only Unicode whitespace between it and a `BEGIN` before it, and neither word comes
+//! * **`BEGIN ATOMIC`** is recognised when its `C` is read as plain text and the piece
+//!   then ends with `ATOMIC` (any case), with only Unicode whitespace (at least one
+//!   character) between it and a `BEGIN` before it, and neither word comes
 //!   right after an identifier character: ASCII letter or digit, `_`, `$`, or a
 //!   non-ASCII letter or digit (Unicode 15.0.0 categories L and Nd, as the CLI's Go
 //!   sees them). What follows `ATOMIC` is not looked at (`BEGIN ATOMICALLY` opens a
@@ -68,6 +69,15 @@
 //!    as if it were the first.
 //! 2. We take `&str`, so the input is UTF-8; [`crate::project`] refuses other files
 //!    (the CLI would store their raw bytes).
+//!
+//! # Older CLI releases
+//!
+//! Checked against the parser's history back to 2024-07-09 (when it moved to
+//! `pkg/parser`): before commit 3be2887 (2026-04-14, first released in v2.91.1) the only
+//! difference was how a body starts. Those releases opened one at every `ATOMIC` read
+//! as plain text, without looking for `BEGIN` or word boundaries (`atomic_log`,
+//! `f_atomic()`, a column named `atomic`); ledger rows they wrote for files with such a
+//! word can differ from our split.
 
 mod letters;
 mod lexer;

@@ -9,7 +9,8 @@
 //! included. The piece after the last separator must be *shorter* than `limit`: the
 //! scanner only learns that the file has ended by asking for more after a buffer that
 //! is not full. The first piece that does not fit makes the CLI stop with an error
-//! (`supabase db push` pushes nothing of that migration).
+//! before it runs any statement of that file (`supabase db push` has applied the
+//! migrations before it and stops there).
 //!
 //! `limit` comes from `SUPABASE_SCANNER_BUFFER_SIZE` ([`ScannerBuffer`]):
 //!
@@ -18,7 +19,7 @@
 //!   no separating `;` at all fails: its single piece is the whole file and fills the
 //!   buffer exactly. The CLI never lowers the raised size again within one run, so after
 //!   a larger file in the same run such a file passes; we judge each file as if it were
-//!   the first (the safe side);
+//!   the first (the safe side: an earlier, larger pending migration would let it pass);
 //! * set: its value read as viper's `GetSizeInBytes` does (a whole number, optional `kb`,
 //!   `mb` or `gb` suffix in any case, see [`ScannerBuffer::from_setting`]), the file's size
 //!   no longer counts; a value that reads as 0 means 256 KiB, and anything below 4 KiB
