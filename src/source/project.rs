@@ -24,12 +24,17 @@
 //!   holding exactly one `.sql` file as a migration; we do not read those and list such
 //!   folders in [`Project::skipped`] so the gap is visible.
 //! * Each migration's statements are [`split_and_trim`] of its text.
+//! * A file the CLI's statement scanner cannot read (a statement longer than its buffer,
+//!   see [`cli_rejects`]) makes the CLI stop with "token too long" instead of pushing it.
 //!
 //! # Deliberate deviations
 //!
 //! Where the CLI silently goes on, we stop with [`Error::Invalid`] naming the file: a
 //! missing folder (the CLI sees no migrations at all), two files with the same version,
-//! an unreadable file, a file that is not UTF-8 (the CLI stores its raw bytes). File
+//! an unreadable file, a file that is not UTF-8 (the CLI stores its raw bytes). Where the
+//! CLI itself fails on a file (the scanner limit above), we fail too, naming the file and
+//! the statement, with the CLI's limit taken from `SUPABASE_SCANNER_BUFFER_SIZE` in our
+//! environment. File
 //! names that are not UTF-8 are skipped with a warning. A symbolic link to a folder
 //! counts as a folder (the CLI would try to read it as a file and fail).
 
@@ -40,7 +45,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::error::Error;
-use crate::source::split::split_and_trim;
+use crate::source::split::{ScannerBuffer, cli_rejects, split_and_trim};
 
 /// One migration file, with the text and statements the CLI would push for it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -79,9 +84,17 @@ pub struct Project {
 
 impl Project {
     /// Reads the migrations folder `dir` with the Supabase CLI's rules (module docs).
-    /// Fails, naming the file, when the folder is missing, two files share a version, or
-    /// a migration cannot be read or is not UTF-8.
+    /// Fails, naming the file, when the folder is missing, two files share a version, a
+    /// migration cannot be read or is not UTF-8, or the CLI would refuse to split it
+    /// with the scanner limit that `SUPABASE_SCANNER_BUFFER_SIZE` in this process's
+    /// environment gives.
     pub fn load(dir: &Path) -> crate::Result<Project> {
+        Project::load_with_scanner(dir, &ScannerBuffer::from_env())
+    }
+
+    /// [`Project::load`] with the CLI's scanner limit given instead of read from the
+    /// environment.
+    pub fn load_with_scanner(dir: &Path, scanner: &ScannerBuffer) -> crate::Result<Project> {
         let mut migrations = Vec::new();
         let mut skipped = Vec::new();
         for (index, entry) in list_folder(dir)?.into_iter().enumerate() {
@@ -89,6 +102,12 @@ impl Project {
             match classify(index, &entry) {
                 Entry::Migration { version, name } => {
                     let sql = read_text(&path)?;
+                    if let Some(rejection) = cli_rejects(&sql, scanner) {
+                        return Err(Error::Invalid(format!(
+                            "migration file {}: {rejection}",
+                            path.display()
+                        )));
+                    }
                     let statements = split_and_trim(&sql);
                     migrations.push(Migration {
                         version,
@@ -465,6 +484,29 @@ mod tests {
         let message = invalid_message(Project::load(&dir.0));
         assert!(message.contains("20240101000000_a.sql"), "{message}");
         assert!(message.contains("byte offset 9"), "{message}");
+    }
+
+    #[test]
+    fn file_the_cli_cannot_scan_is_invalid_with_the_fix() {
+        let dir = TempDir::new();
+        let long = format!("-- seed\ninsert into t values {}", "(1),".repeat(70_000));
+        dir.file("20240101000000_a.sql", b"select 1;")
+            .file("20240102000000_seed.sql", long.as_bytes());
+        let message = invalid_message(Project::load_with_scanner(&dir.0, &ScannerBuffer::Default));
+        for part in [
+            "20240102000000_seed.sql",
+            "token too long",
+            "line 1",
+            "no separating `;`",
+            "SUPABASE_SCANNER_BUFFER_SIZE=5MB",
+        ] {
+            assert!(message.contains(part), "{part:?} missing in: {message}");
+        }
+
+        // With a larger limit set, as the CLI would run with it, the file loads.
+        let larger = ScannerBuffer::from_setting(Some("1MB"));
+        let project = Project::load_with_scanner(&dir.0, &larger).unwrap();
+        assert_eq!(project.migrations[1].statements, [long]);
     }
 
     #[cfg(unix)]
