@@ -25,13 +25,29 @@ const LAYERS: &[&[&str]] = &[
 /// Inside a folder, its modules in pipeline order (a module may import only
 /// those listed before it). Modules not listed are free within their folder.
 const INSIDE: &[(&str, &[&str])] = &[
-    ("source", &["split", "project", "ledger", "catalog"]),
+    (
+        "source",
+        &["split", "project", "ledger", "catalog", "environment"],
+    ),
     ("pg", &["sql", "url", "tls", "target", "sandbox", "tools"]),
     (
         "engine",
         &[
-            "outcome", "effects", "diagnose", "inspect", "plan", "backup", "verify", "journal",
-            "execute", "predict", "rollback", "repair",
+            "outcome",
+            "environment",
+            "effects",
+            "variants",
+            "diagnose",
+            "inspect",
+            "plan",
+            "backup",
+            "verify",
+            "journal",
+            "execute",
+            "predict",
+            "rollback",
+            "repair",
+            "restore_file",
         ],
     ),
 ];

@@ -70,6 +70,7 @@ fn options(out: &Path, source: Source) -> RehearseOptions {
         migrations: Some(root().join("scenarios/prompt-manager/supabase/migrations")),
         schema_only: false,
         out: out.to_path_buf(),
+        accept_existing_drift: false,
     }
 }
 

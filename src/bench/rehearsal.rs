@@ -30,6 +30,7 @@ pub async fn rehearsal(major: u8, collections: u64) -> Result<Vec<(String, u128)
             migrations: Some(scenario.migrations_dir()),
             schema_only: false,
             out: work.path().join("out"),
+            accept_existing_drift: false,
         };
         let rehearsal = rehearse(&options).await?;
         if !rehearsal.passed {

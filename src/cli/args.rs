@@ -39,6 +39,9 @@ pub enum Command {
         /// Delete ledger rows that have no local file instead of refusing.
         #[arg(long)]
         revert_remote_only: bool,
+        /// Proceed although the target has pre-existing drift no step touches (it is kept as it is).
+        #[arg(long)]
+        accept_existing_drift: bool,
     },
     /// Back up, repair the ledger, re-apply, verify.
     Repair {
@@ -62,6 +65,9 @@ pub enum Command {
         /// A table the application keeps writing to during the repair (may gain rows, never lose any).
         #[arg(long = "live-table", value_name = "SCHEMA.TABLE")]
         live_tables: Vec<String>,
+        /// Proceed although the target has pre-existing drift no step touches (verification proves it unchanged).
+        #[arg(long)]
+        accept_existing_drift: bool,
     },
     /// The success checklist against a database (with --backup-dir: data preservation too).
     Verify {
@@ -70,6 +76,22 @@ pub enum Command {
         /// A backup folder of a repair: its row counts and checksums must still hold.
         #[arg(long, value_name = "DIR")]
         backup_dir: Option<PathBuf>,
+        /// Pre-existing drift no step touches is reported, not failed.
+        #[arg(long)]
+        accept_existing_drift: bool,
+    },
+    /// Write a migration file from what the ledger recorded for VERSION (for review).
+    RestoreFile {
+        #[command(flatten)]
+        common: Common,
+        /// The ledger version to restore.
+        version: String,
+        /// Where the file goes.
+        #[arg(long, value_name = "DIR", default_value = phantom_sync::engine::restore_file::DEFAULT_OUT)]
+        out: PathBuf,
+        /// Replace a file of the same name in --out.
+        #[arg(long)]
+        force: bool,
     },
     /// One of the plan's three rollback procedures, from a backup folder.
     Rollback {
@@ -184,6 +206,9 @@ pub struct RehearseArgs {
     /// Capture the schema only (no data).
     #[arg(long)]
     pub schema_only: bool,
+    /// Rehearse the repair although the target has pre-existing drift no step touches.
+    #[arg(long)]
+    pub accept_existing_drift: bool,
     /// Where the runbook, plan and journals go.
     #[arg(long, default_value = phantom_sync::rehearse::DEFAULT_OUT, value_name = "DIR")]
     pub out: PathBuf,

@@ -11,8 +11,9 @@ use std::path::Path;
 use phantom_sync::bench;
 use phantom_sync::engine::backup::{self, BackupSet};
 use phantom_sync::engine::inspect::{inspect, server_major};
-use phantom_sync::engine::plan::Plan;
+use phantom_sync::engine::plan::{Plan, Tolerated};
 use phantom_sync::engine::repair::{RepairOptions, make_plan, repair};
+use phantom_sync::engine::restore_file::restore_file;
 use phantom_sync::engine::rollback::{self, Procedure};
 use phantom_sync::engine::verify;
 use phantom_sync::files::write_atomic;
@@ -21,6 +22,8 @@ use phantom_sync::pg::target::Target;
 use phantom_sync::pg::tools::PgTools;
 use phantom_sync::rehearse::{RehearseOptions, Source, rehearse};
 use phantom_sync::source::catalog::CatalogOptions;
+use phantom_sync::source::ledger::Ledger;
+use phantom_sync::source::project::Project;
 use phantom_sync::testkit::matrix;
 use phantom_sync::{Error, report};
 
@@ -31,17 +34,20 @@ use output::{json, print_journal};
 pub async fn run(command: Command) -> Result<u8, Error> {
     match command {
         Command::Rehearse(args) => rehearse_command(args).await,
-        Command::List(c) | Command::Diagnose(c) => list(c).await,
+        Command::List(c) => list(c, false).await,
+        Command::Diagnose(c) => list(c, true).await,
         Command::Plan {
             common,
             out,
             dry_run,
             revert_remote_only,
+            accept_existing_drift,
         } => {
             let target = Target::parse(&common.db_url)?;
             let mut options =
                 RepairOptions::new(&common.migrations, Path::new(backup::DEFAULT_DIR));
             options.plan.revert_remote_only = revert_remote_only;
+            options.plan.accept_existing_drift = accept_existing_drift;
             let tools = tools_for(&target).await?;
             let (inspection, plan) = make_plan(&target, &tools, &options).await?;
             if let Some(path) = &out {
@@ -68,6 +74,7 @@ pub async fn run(command: Command) -> Result<u8, Error> {
             dry_run,
             revert_remote_only,
             live_tables,
+            accept_existing_drift,
         } => {
             let target = Target::parse(&common.db_url)?;
             if !dry_run {
@@ -75,6 +82,7 @@ pub async fn run(command: Command) -> Result<u8, Error> {
             }
             let mut options = RepairOptions::new(&common.migrations, &backup_dir);
             options.plan.revert_remote_only = revert_remote_only;
+            options.plan.accept_existing_drift = accept_existing_drift;
             options.verify.live_tables = live_tables;
             if let Some(path) = &plan {
                 let text = std::fs::read_to_string(path).map_err(|e| {
@@ -93,7 +101,11 @@ pub async fn run(command: Command) -> Result<u8, Error> {
             }
             repair_command(&target, &tools, &options, common.json).await
         }
-        Command::Verify { common, backup_dir } => {
+        Command::Verify {
+            common,
+            backup_dir,
+            accept_existing_drift,
+        } => {
             let target = Target::parse(&common.db_url)?;
             let options = CatalogOptions::default();
             let before = match &backup_dir {
@@ -101,6 +113,18 @@ pub async fn run(command: Command) -> Result<u8, Error> {
                 None => None,
             };
             let inspection = inspect(&target, &common.migrations, &options).await?;
+            let differences = &inspection.diagnosis.differences;
+            let scope = verify::VerifyOptions {
+                tolerated: Tolerated {
+                    environment: differences.environment.clone(),
+                    pre_existing: if accept_existing_drift {
+                        differences.pre_existing.clone()
+                    } else {
+                        Vec::new()
+                    },
+                },
+                ..Default::default()
+            };
             let mut conn = target.connect().await?;
             let result = verify::verify(
                 &mut conn,
@@ -108,7 +132,7 @@ pub async fn run(command: Command) -> Result<u8, Error> {
                 &inspection.effects,
                 before.as_ref(),
                 &options,
-                &verify::VerifyOptions::default(),
+                &scope,
             )
             .await?;
             if common.json {
@@ -152,6 +176,34 @@ pub async fn run(command: Command) -> Result<u8, Error> {
                 exit::VERIFICATION_FAILED
             })
         }
+        Command::RestoreFile {
+            common,
+            version,
+            out,
+            force,
+        } => {
+            let target = Target::parse(&common.db_url)?;
+            let project = Project::load(&common.migrations).ok();
+            let mut conn = target.connect().await?;
+            let ledger = Ledger::read(&mut conn).await?;
+            let done = restore_file(&ledger, project.as_ref(), &version, &out, force)?;
+            if common.json {
+                println!("{}", json(&done));
+            } else {
+                println!(
+                    "wrote {} ({} statements, as the ledger recorded them)",
+                    done.path.display(),
+                    done.statements
+                );
+                if let Some(local) = &done.replaces {
+                    println!(
+                        "it differs from {}: review both, then move the restored file over it if the recorded version is the one you want",
+                        local.display()
+                    );
+                }
+            }
+            Ok(exit::OK)
+        }
         Command::Bench { what } => bench_command(what).await,
         Command::Matrix {
             versions,
@@ -169,13 +221,15 @@ pub async fn run(command: Command) -> Result<u8, Error> {
     }
 }
 
-async fn list(c: Common) -> Result<u8, Error> {
+async fn list(c: Common, full: bool) -> Result<u8, Error> {
     let target = Target::parse(&c.db_url)?;
     let inspection = inspect(&target, &c.migrations, &CatalogOptions::default()).await?;
     if c.json {
         println!("{}", json(&inspection.diagnosis));
-    } else {
+    } else if full {
         print!("{}", report::diagnosis_table(&inspection.diagnosis));
+    } else {
+        print!("{}", report::migration_list(&inspection.diagnosis));
     }
     Ok(if inspection.diagnosis.is_in_sync() {
         exit::OK
@@ -232,6 +286,7 @@ async fn rehearse_command(args: RehearseArgs) -> Result<u8, Error> {
         migrations: args.migrations.clone(),
         schema_only: args.schema_only,
         out: args.out.clone(),
+        accept_existing_drift: args.accept_existing_drift,
     };
     let rehearsal = rehearse(&options).await?;
     if args.json {

@@ -11,6 +11,7 @@ use serde::Serialize;
 use sqlx::Connection;
 use sqlx::postgres::PgConnection;
 
+use crate::engine::environment::{GrantOrigins, Scratch};
 use crate::pg::sql::{quote_ident, quote_literal};
 use crate::source::catalog::{Catalog, CatalogOptions, Difference, diff};
 use crate::source::project::{Migration, Project};
@@ -25,6 +26,9 @@ pub struct Effects {
     pub migrations: Vec<MigrationEffects>,
     /// Rows in the clean replay's tables, keyed by table (see [`SeedRows`]).
     pub seed: SeedRows,
+    /// Which grants a migration chose and which the target's environment
+    /// gives (the replay ran under the target's default privileges).
+    pub grants: GrantOrigins,
 }
 
 /// What one migration changed in the catalog.
@@ -59,16 +63,19 @@ impl Effects {
 }
 
 /// Replays every migration of `project` on `scratch` (an empty database with
-/// the shim) and records what each one changes.
-pub async fn replay(
+/// the shim, set up like the target by [`Scratch::prepare`]) and records
+/// what each one changes.
+pub(crate) async fn replay(
     project: &Project,
     scratch: &mut PgConnection,
+    environment: &mut Scratch<'_>,
     options: &CatalogOptions,
 ) -> Result<Effects> {
     let mut prefixes = vec![Catalog::introspect(scratch, options).await?];
     let mut migrations = Vec::new();
     for migration in &project.migrations {
         apply_clean(scratch, migration).await?;
+        environment.after_migration(scratch).await?;
         let after = Catalog::introspect(scratch, options).await?;
         let before = prefixes.last().expect("non-empty");
         migrations.push(MigrationEffects {
@@ -79,10 +86,15 @@ pub async fn replay(
     }
     let tables = prefixes.last().expect("non-empty").tables();
     let seed = seed_rows(scratch, &tables).await?;
+    let grants = GrantOrigins::of(
+        prefixes.last().expect("non-empty"),
+        environment.environment(),
+    );
     Ok(Effects {
         prefixes,
         migrations,
         seed,
+        grants,
     })
 }
 
@@ -97,14 +109,13 @@ async fn apply_clean(conn: &mut PgConnection, migration: &Migration) -> Result<(
             .execute(&mut *tx)
             .await
         {
-            return Err(Error::Invalid(format!(
-                "migration {} does not apply to a clean database: statement {} failed: {}\n  {}\n(hint: fix {} — every migration must apply in order to an empty Supabase database)",
-                migration.file_name(),
-                index + 1,
-                db_message(&e),
-                first_line(statement),
-                migration.path.display()
-            )));
+            return Err(Error::ReplayFailed {
+                migration: migration.file_name(),
+                path: migration.path.clone(),
+                statement_index: index + 1,
+                statement: first_line(statement),
+                message: db_message(&e),
+            });
         }
     }
     tx.commit().await.map_err(Error::db(format!(

@@ -11,9 +11,12 @@ use sqlx::Connection;
 
 use crate::engine::diagnose::{Diagnosis, diagnose};
 use crate::engine::effects::{Effects, replay};
+use crate::engine::environment::Scratch;
+use crate::engine::variants::{explain, recorded_variants};
 use crate::pg::sandbox::Database;
 use crate::pg::target::Target;
 use crate::source::catalog::{Catalog, CatalogOptions};
+use crate::source::environment::Environment;
 use crate::source::ledger::Ledger;
 use crate::source::project::Project;
 use crate::{Error, Result};
@@ -28,6 +31,8 @@ pub struct Inspection {
     pub diagnosis: Diagnosis,
     /// The server's PostgreSQL major.
     pub major: u8,
+    /// What the target's platform gives every new object (reproduced for the replay).
+    pub environment: Environment,
 }
 
 /// Reads `target` and the migrations in `migrations`, and diagnoses them.
@@ -42,9 +47,19 @@ pub async fn inspect(
     crate::pg::sandbox::image::check_major(major)?;
     let ledger = Ledger::read(&mut conn).await?;
     let live = Catalog::introspect(&mut conn, options).await?;
+    let environment = Environment::capture(&mut conn).await?;
+    let effects = effects_for(&project, major, options, &environment).await?;
+    let mut diagnosis = diagnose(&project, &ledger, &live, &effects);
+    count_drift_rows(&mut conn, &mut diagnosis).await?;
     conn.close().await.ok();
-    let effects = effects_for(&project, major, options).await?;
-    let diagnosis = diagnose(&project, &ledger, &live, &effects);
+    let variants =
+        recorded_variants(&project, &ledger, &effects, major, options, &environment).await?;
+    for entry in &mut diagnosis.entries {
+        if let Some(variant) = variants.get(&entry.version) {
+            let lines = explain(variant, &live, |k| effects.grants.is_environment(k));
+            entry.explanation.splice(0..0, lines);
+        }
+    }
     Ok(Inspection {
         project,
         ledger,
@@ -52,7 +67,36 @@ pub async fn inspect(
         effects,
         diagnosis,
         major,
+        environment,
     })
+}
+
+/// Fills in the row count of every table that carries pre-existing drift
+/// (an exact `count(*)`: these are the rows a user must not lose).
+async fn count_drift_rows(conn: &mut sqlx::PgConnection, diagnosis: &mut Diagnosis) -> Result<()> {
+    let mut counted: BTreeMap<String, Option<i64>> = BTreeMap::new();
+    for drift in &mut diagnosis.differences.pre_existing {
+        let Some(table) = drift.table.clone() else {
+            continue;
+        };
+        if !counted.contains_key(&table) {
+            let Some((schema, name)) = crate::source::catalog::split_qualified(&table) else {
+                continue;
+            };
+            let sql = format!(
+                "SELECT count(*) FROM {}.{}",
+                crate::pg::sql::quote_ident(&schema),
+                crate::pg::sql::quote_ident(&name)
+            );
+            let rows: Option<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+                .fetch_one(&mut *conn)
+                .await
+                .ok();
+            counted.insert(table.clone(), rows);
+        }
+        drift.rows = counted[&table];
+    }
+    Ok(())
 }
 
 /// The server's major version.
@@ -61,19 +105,19 @@ pub async fn server_major(conn: &mut sqlx::PgConnection) -> Result<u8> {
         .fetch_one(&mut *conn)
         .await
         .map_err(Error::db("reading server_version_num"))?;
-    let num: u32 = num
-        .trim()
-        .parse()
-        .map_err(|_| Error::Invalid(format!("unexpected server_version_num {num}")))?;
+    let num: u32 = num.trim().parse().map_err(|_| {
+        Error::UnexpectedServer(format!("server_version_num {num:?} is not a number"))
+    })?;
     Ok(u8::try_from(num / 10_000).unwrap_or(0))
 }
 
-/// Effects of `project` on `major`, replayed once per process and folder
-/// content (scenarios share them).
+/// Effects of `project` on `major` under `environment`, replayed once per
+/// process, folder content and environment (scenarios share them).
 pub async fn effects_for(
     project: &Project,
     major: u8,
     options: &CatalogOptions,
+    environment: &Environment,
 ) -> Result<Effects> {
     type Cache = Mutex<BTreeMap<(PathBuf, u8, String), Effects>>;
     static CACHE: std::sync::OnceLock<Cache> = std::sync::OnceLock::new();
@@ -84,6 +128,7 @@ pub async fn effects_for(
         hasher.update(m.sql.as_bytes());
     }
     hasher.update(format!("{options:?}").as_bytes());
+    hasher.update(environment.fingerprint().as_bytes());
     let key = (
         project.dir.clone(),
         major,
@@ -99,7 +144,11 @@ pub async fn effects_for(
     }
     let scratch = Database::fresh(major, "replay").await?;
     let mut conn = scratch.connect().await?;
-    let result = replay(project, &mut conn, options).await;
+    let result = async {
+        let mut setup = Scratch::prepare(&mut conn, environment).await?;
+        replay(project, &mut conn, &mut setup, options).await
+    }
+    .await;
     conn.close().await.ok();
     scratch.drop_database().await?;
     let effects = result?;

@@ -9,6 +9,7 @@
 pub mod backup;
 pub mod diagnose;
 pub mod effects;
+pub mod environment;
 pub mod execute;
 pub mod inspect;
 pub mod journal;
@@ -16,5 +17,7 @@ pub mod outcome;
 pub mod plan;
 pub mod predict;
 pub mod repair;
+pub mod restore_file;
 pub mod rollback;
+pub mod variants;
 pub mod verify;

@@ -7,7 +7,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::engine::diagnose::{Diagnosis, Status};
+use crate::engine::diagnose::{Diagnosis, Drift, Status};
+use crate::source::catalog::{group, parts_phrase, plural};
 use crate::source::ledger;
 use crate::source::project::Project;
 use crate::{Error, Result};
@@ -88,6 +89,31 @@ pub struct Plan {
     pub steps: Vec<Step>,
     pub refusals: Vec<Refusal>,
     pub warnings: Vec<String>,
+    /// Differences from a clean replay the plan leaves as they are, and
+    /// which verification must find unchanged.
+    #[serde(default)]
+    pub tolerated: Tolerated,
+}
+
+/// What a repair leaves different from a clean replay, on purpose.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tolerated {
+    /// Grant differences the target's environment explains (described as
+    /// the schema check describes them).
+    pub environment: Vec<String>,
+    /// Pre-existing drift the user accepted (`--accept-existing-drift`).
+    pub pre_existing: Vec<Drift>,
+}
+
+impl Tolerated {
+    /// True when `description` (a schema difference in words) is tolerated.
+    pub fn covers(&self, description: &str) -> bool {
+        self.environment.iter().any(|d| d == description)
+            || self
+                .pre_existing
+                .iter()
+                .any(|d| d.description == description)
+    }
 }
 
 /// Choices the user makes when planning.
@@ -97,6 +123,9 @@ pub struct PlanOptions {
     pub revert_remote_only: bool,
     /// `SET lock_timeout` before each migration, in milliseconds.
     pub lock_timeout_ms: u64,
+    /// Proceed although the target has pre-existing drift that no step
+    /// touches; verification then proves it unchanged.
+    pub accept_existing_drift: bool,
 }
 
 impl Plan {
@@ -162,9 +191,13 @@ pub fn plan(project: &Project, diagnosis: &Diagnosis, options: &PlanOptions) -> 
     for entry in &diagnosis.entries {
         match entry.status {
             Status::Applied => {}
-            Status::Edited => warnings.push(format!(
-                "{} {}: the file was edited after it was applied; the schema matches it, so nothing is re-applied",
+            Status::Edited if entry.explanation.is_empty() => warnings.push(format!(
+                "{} {}: the file was edited after it was applied; the live schema matches today's file, so nothing is re-applied",
                 entry.version, entry.name
+            )),
+            Status::Edited => warnings.push(format!(
+                "{} {}: the file was edited after it was applied, and what the ledger recorded did more than today's file (see the diagnosis); nothing is re-applied. Options: write the recorded statements back into the file for review (`phantom-sync restore-file {}`), write a follow-up migration that makes the file's intent explicit, or accept the difference (`--accept-existing-drift`)",
+                entry.version, entry.name, entry.version
             )),
             Status::Phantom | Status::Partial | Status::Drifted => {
                 revert.push(entry.version.clone());
@@ -191,8 +224,8 @@ pub fn plan(project: &Project, diagnosis: &Diagnosis, options: &PlanOptions) -> 
                 reason: "the ledger records a version that has no local migration file (the CLI refuses to push: \"Remote migration versions not found in local migrations directory\")".into(),
                 statement: None,
                 options: vec![
-                    format!("fetch the file: `supabase migration fetch` (or restore {}_*.sql from version control)", entry.version),
-                    "plan again with --revert-remote-only to delete the row (its schema changes stay as they are)".into(),
+                    format!("restore the file from what the ledger recorded: `phantom-sync restore-file {} --out supabase/migrations` (or `supabase migration fetch`, or version control), then plan again", entry.version),
+                    "plan again with --revert-remote-only --accept-existing-drift to delete the row and keep what it created as it is".into(),
                 ],
             }),
         }
@@ -234,11 +267,71 @@ pub fn plan(project: &Project, diagnosis: &Diagnosis, options: &PlanOptions) -> 
         action: Action::Verify,
         sql: Vec::new(),
     });
+    let mut tolerated = Tolerated {
+        environment: diagnosis.differences.environment.clone(),
+        pre_existing: Vec::new(),
+    };
+    let drift = &diagnosis.differences.pre_existing;
+    if !drift.is_empty() && options.accept_existing_drift {
+        tolerated.pre_existing = drift.clone();
+    } else if !drift.is_empty() {
+        refusals.push(drift_refusal(drift, options));
+    }
     Plan {
         fingerprint: diagnosis.fingerprint.clone(),
         steps,
         refusals,
         warnings,
+        tolerated,
+    }
+}
+
+/// The refusal for pre-existing drift: what it is, that it pre-dates the
+/// repair, and the exact command that proceeds anyway.
+fn drift_refusal(drift: &[Drift], options: &PlanOptions) -> Refusal {
+    let differences: Vec<_> = drift.iter().map(|d| d.difference.clone()).collect();
+    let groups = group(&differences);
+    let shown: Vec<String> = groups
+        .iter()
+        .take(8)
+        .map(|g| {
+            let d = &drift[g.head];
+            let parts = if g.parts.is_empty() {
+                String::new()
+            } else {
+                format!(", with {}", parts_phrase(&g.parts))
+            };
+            match (&d.table, d.rows) {
+                (Some(t), Some(n)) => format!(
+                    "{}{parts} ({t}: {n} {})",
+                    d.description,
+                    plural("row", n as usize)
+                ),
+                _ => format!("{}{parts}", d.description),
+            }
+        })
+        .collect();
+    let more = groups.len().saturating_sub(shown.len());
+    let revert = if options.revert_remote_only {
+        " --revert-remote-only"
+    } else {
+        ""
+    };
+    Refusal {
+        version: "pre-existing drift".into(),
+        reason: format!(
+            "the target differs from a clean replay in {} place{} that pre-date{} the repair and that no step touches: {}{}",
+            drift.len(),
+            if drift.len() == 1 { "" } else { "s" },
+            if drift.len() == 1 { "s" } else { "" },
+            shown.join("; "),
+            if more > 0 { format!("; and {more} more") } else { String::new() }
+        ),
+        statement: None,
+        options: vec![
+            format!("repair anyway, keeping them exactly as they are (verification proves them unchanged): `phantom-sync repair --accept-existing-drift{revert} --db-url \"$PHANTOM_DB_URL\"`"),
+            "bring them into the migrations: for an applied migration edited after it ran, `phantom-sync restore-file VERSION` writes what the ledger recorded; or write a follow-up migration that creates or drops them on purpose".into(),
+        ],
     }
 }
 

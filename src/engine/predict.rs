@@ -89,8 +89,9 @@ async fn rehearse_on(
         check_fingerprint: false,
         verify: crate::engine::verify::VerifyOptions {
             data: false,
-            live_tables: Vec::new(),
-        },
+            ..Default::default()
+        }
+        .for_plan(plan),
     };
     match execute(plan, &ctx).await {
         Ok(_) => Ok(None),

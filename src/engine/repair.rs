@@ -40,6 +40,7 @@ impl RepairOptions {
             plan: PlanOptions {
                 revert_remote_only: false,
                 lock_timeout_ms: 10_000,
+                accept_existing_drift: false,
             },
             catalog: CatalogOptions::default(),
             faults: Faults::default(),
@@ -151,7 +152,7 @@ pub async fn repair(
         faults: options.faults.clone(),
         lock_timeout_ms: options.plan.lock_timeout_ms,
         check_fingerprint: true,
-        verify: options.verify.clone(),
+        verify: options.verify.for_plan(&made),
     };
     match execute(&made, &ctx).await {
         Ok(journal) => Ok(Repaired {

@@ -11,6 +11,7 @@ use crate::Result;
 use crate::engine::backup::{DataSnapshot, TableComparison};
 use crate::engine::diagnose::{Status, diagnose};
 use crate::engine::effects::{Effects, project_rows};
+use crate::engine::plan::{Plan, Tolerated};
 use crate::source::catalog::{Catalog, CatalogOptions, diff};
 use crate::source::ledger::Ledger;
 use crate::source::project::Project;
@@ -23,6 +24,9 @@ pub struct VerifyOptions {
     /// Tables the application writes to during the repair, or that a
     /// re-applied migration alters: they may gain rows but not lose any.
     pub live_tables: Vec<String>,
+    /// Differences from a clean replay that are to stay as they were: the
+    /// environment's, and pre-existing drift the user accepted.
+    pub tolerated: Tolerated,
 }
 
 impl Default for VerifyOptions {
@@ -30,6 +34,17 @@ impl Default for VerifyOptions {
         VerifyOptions {
             data: true,
             live_tables: Vec::new(),
+            tolerated: Tolerated::default(),
+        }
+    }
+}
+
+impl VerifyOptions {
+    /// These options, tolerating what `plan` tolerates.
+    pub fn for_plan(&self, plan: &Plan) -> VerifyOptions {
+        VerifyOptions {
+            tolerated: plan.tolerated.clone(),
+            ..self.clone()
         }
     }
 }
@@ -91,15 +106,7 @@ pub async fn verify(
         passed: out_of_sync.is_empty(),
         evidence: out_of_sync,
     });
-    let differences: Vec<String> = diff(effects.final_catalog(), &live)
-        .iter()
-        .map(|d| d.describe())
-        .collect();
-    checks.push(Check {
-        name: "Schema equals a clean replay of every migration (the `db pull` check)".into(),
-        passed: differences.is_empty(),
-        evidence: differences,
-    });
+    checks.extend(schema_checks(effects, &live, &scope.tolerated));
     if scope.data {
         checks.push(seed_check(conn, effects).await?);
     }
@@ -142,6 +149,68 @@ pub async fn verify(
         checks,
         preservation,
     })
+}
+
+/// The `db pull` check, generalised: the schema equals a clean replay of
+/// every migration, except for what the plan tolerates — which must still be
+/// there exactly as it was (the repair changed none of it).
+fn schema_checks(effects: &Effects, live: &Catalog, tolerated: &Tolerated) -> Vec<Check> {
+    let remaining: Vec<String> = diff(effects.final_catalog(), live)
+        .iter()
+        .map(|d| d.describe())
+        .collect();
+    let untolerated: Vec<String> = remaining
+        .iter()
+        .filter(|d| !tolerated.covers(d))
+        .cloned()
+        .collect();
+    let tolerated_count = remaining.len() - untolerated.len();
+    let mut name =
+        "Schema equals a clean replay of every migration (the `db pull` check)".to_string();
+    if tolerated_count > 0 {
+        name.push_str(&format!(
+            ", apart from {tolerated_count} tolerated difference{}",
+            if tolerated_count == 1 { "" } else { "s" }
+        ));
+    }
+    let mut checks = vec![Check {
+        name,
+        passed: untolerated.is_empty(),
+        evidence: untolerated,
+    }];
+    if !tolerated.pre_existing.is_empty() {
+        let changed: Vec<String> = tolerated
+            .pre_existing
+            .iter()
+            .filter(|d| !remaining.contains(&d.description))
+            .map(|d| format!("{}: no longer as it was", d.description))
+            .collect();
+        let mut evidence: Vec<String> = tolerated
+            .pre_existing
+            .iter()
+            .map(|d| match (&d.table, d.rows) {
+                (Some(t), Some(n)) => {
+                    format!("{} ({t}: {n} rows before the repair)", d.description)
+                }
+                _ => d.description.clone(),
+            })
+            .collect();
+        evidence.extend(changed.iter().cloned());
+        checks.push(Check {
+            name: format!(
+                "Pre-existing drift kept as it was ({} accepted difference{})",
+                tolerated.pre_existing.len(),
+                if tolerated.pre_existing.len() == 1 {
+                    ""
+                } else {
+                    "s"
+                }
+            ),
+            passed: changed.is_empty(),
+            evidence,
+        });
+    }
+    checks
 }
 
 fn ledger_check(project: &Project, ledger: &Ledger) -> Check {

@@ -62,6 +62,8 @@ pub struct RehearseOptions {
     pub schema_only: bool,
     /// Where the runbook, plan, journals and backups go.
     pub out: PathBuf,
+    /// Rehearse the repair although the target has pre-existing drift that no step touches.
+    pub accept_existing_drift: bool,
 }
 
 impl RehearseOptions {
@@ -163,7 +165,7 @@ pub async fn rehearse(options: &RehearseOptions) -> Result<Rehearsal> {
 
     let clock = Instant::now();
     tracing::info!(target: "phantom_sync::progress", "repairing the copy: diagnose, plan, predict, back up, repair, verify");
-    let repaired = repair_copy(&copy, &capture, out).await;
+    let repaired = repair_copy(&copy, &capture, out, options.accept_existing_drift).await;
     timings.push(("repair".to_string(), clock.elapsed().as_millis()));
     copy.drop_database().await?;
     let mut rehearsal = repaired?;
@@ -198,8 +200,10 @@ async fn repair_copy(
     copy: &crate::pg::sandbox::Database,
     capture: &capture::Capture,
     out: &Path,
+    accept_existing_drift: bool,
 ) -> Result<Rehearsal> {
-    let options = RepairOptions::new(&capture.migrations, &out.join("backup"));
+    let mut options = RepairOptions::new(&capture.migrations, &out.join("backup"));
+    options.plan.accept_existing_drift = accept_existing_drift;
     let tools = PgTools::for_database(copy);
     let mut outcome = repair(&copy.target(), &tools, &options).await;
     // The journal's target is a throw-away copy; name what it stands for.

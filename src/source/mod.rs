@@ -3,6 +3,7 @@
 //! ([`ledger`]) and schema ([`catalog`]).
 
 pub mod catalog;
+pub mod environment;
 pub mod ledger;
 pub mod project;
 pub mod split;

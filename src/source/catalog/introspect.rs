@@ -361,17 +361,11 @@ fn grants(rows: &[PgRow], catalog: &mut Catalog) -> Result<()> {
             .or_default() |= grantable;
     }
     for (name, privileges) in granted {
-        let list: Vec<String> = privileges
-            .into_iter()
-            .map(|(privilege, grantable)| {
-                if grantable {
-                    format!("{privilege} (with grant option)")
-                } else {
-                    privilege
-                }
-            })
-            .collect();
-        catalog.insert(Object::new(ObjectKind::Grant, &name, list.join(", ")));
+        catalog.insert(Object::new(
+            ObjectKind::Grant,
+            &name,
+            super::grant_definition(&privileges),
+        ));
     }
     Ok(())
 }

@@ -13,6 +13,7 @@
 
 mod canonical;
 mod diff;
+mod group;
 mod introspect;
 mod queries;
 mod relations;
@@ -23,6 +24,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 pub use diff::{Change, Difference, diff};
+pub use group::{Group, group, parts_phrase, plural};
 
 /// Schemas that belong to the Supabase platform (or its local shim), never
 /// to a project's migrations. System schemas (`pg_catalog`,
@@ -200,6 +202,96 @@ impl Catalog {
     }
 }
 
+/// The key of a grant on `object` (a table, view, sequence or function name
+/// as in its own key) to `grantee` (`None` for PUBLIC).
+pub fn grant_key(object: &str, grantee: Option<&str>) -> String {
+    let grantee = grantee
+        .map(canonical::ident)
+        .unwrap_or_else(|| "PUBLIC".into());
+    format!("grant {object} {grantee}")
+}
+
+/// A grant's canonical definition: privileges sorted, each marked when it
+/// can be passed on (`SELECT, UPDATE (with grant option)`).
+pub fn grant_definition(privileges: &BTreeMap<String, bool>) -> String {
+    privileges
+        .iter()
+        .map(|(privilege, grantable)| {
+            if *grantable {
+                format!("{privilege} (with grant option)")
+            } else {
+                privilege.clone()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A grant key's two parts: the object as its own key names it, and the
+/// grantee as written (quoted if it needs quotes).
+fn grant_parts(key: &str) -> Option<(&str, &str)> {
+    let rest = key.strip_prefix("grant ")?;
+    if let Some(inner) = rest.strip_suffix('"') {
+        let start = inner.rfind(" \"")?;
+        return Some((&rest[..start], &rest[start + 1..]));
+    }
+    rest.rsplit_once(' ')
+}
+
+/// The grantee a grant key names (`PUBLIC` or the role, unquoted).
+pub fn grant_grantee(key: &str) -> Option<String> {
+    let (_, grantee) = grant_parts(key)?;
+    Some(
+        match grantee.strip_prefix('"').and_then(|g| g.strip_suffix('"')) {
+            Some(quoted) => quoted.replace("\"\"", "\""),
+            None => grantee.to_string(),
+        },
+    )
+}
+
+/// The object a grant key is about, as that object's own key names it
+/// (`grant public.f(uuid) anon` → `public.f(uuid)`).
+pub fn grant_object(key: &str) -> Option<&str> {
+    grant_parts(key).map(|(object, _)| object)
+}
+
+/// The schema and object of a qualified name as keys write it, unquoted
+/// (`public.t` → (`public`, `t`); `"My App"."T"` → (`My App`, `T`)).
+pub fn split_qualified(name: &str) -> Option<(String, String)> {
+    let schema = schema_of(name)?;
+    let rest = if name.starts_with('"') {
+        &name[canonical::ident(&schema).len().max(schema.len() + 2)..]
+    } else {
+        &name[schema.len()..]
+    };
+    let object = rest.strip_prefix('.')?;
+    let object = match object.strip_prefix('"').and_then(|o| o.strip_suffix('"')) {
+        Some(quoted) => quoted.replace("\"\"", "\""),
+        None => object.to_string(),
+    };
+    Some((schema, object))
+}
+
+/// The schema of a qualified name as keys write it (`public.t`, `"My App".t`).
+pub fn schema_of(name: &str) -> Option<String> {
+    if let Some(quoted) = name.strip_prefix('"') {
+        let mut schema = String::new();
+        let mut chars = quoted.chars().peekable();
+        while let Some(c) = chars.next() {
+            match c {
+                '"' if chars.peek() == Some(&'"') => {
+                    chars.next();
+                    schema.push('"');
+                }
+                '"' => return Some(schema),
+                other => schema.push(other),
+            }
+        }
+        return None;
+    }
+    name.split_once('.').map(|(s, _)| s.to_string())
+}
+
 /// The table a catalog object belongs to (the table itself, or the table of
 /// a column, constraint, index, policy, trigger, grant or comment).
 pub fn owner_table(key: &str, definition: &str, tables: &[String]) -> Option<String> {
@@ -235,6 +327,43 @@ pub fn owner_function(key: &str, functions: &[String]) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn grant_keys_name_object_and_grantee() {
+        assert_eq!(grant_key("public.t", Some("anon")), "grant public.t anon");
+        assert_eq!(
+            grant_key("public.f(uuid)", None),
+            "grant public.f(uuid) PUBLIC"
+        );
+        assert_eq!(
+            grant_key("public.t", Some("Read Only")),
+            "grant public.t \"Read Only\""
+        );
+        assert_eq!(
+            grant_grantee("grant public.t anon").as_deref(),
+            Some("anon")
+        );
+        assert_eq!(
+            grant_grantee("grant public.t \"Read Only\"").as_deref(),
+            Some("Read Only")
+        );
+        assert_eq!(schema_of("public.t").as_deref(), Some("public"));
+        assert_eq!(schema_of("\"My.App\".t").as_deref(), Some("My.App"));
+        assert_eq!(
+            split_qualified("public.t"),
+            Some(("public".into(), "t".into()))
+        );
+        assert_eq!(
+            split_qualified("\"My.App\".\"T x\""),
+            Some(("My.App".into(), "T x".into()))
+        );
+        let privileges =
+            BTreeMap::from([("UPDATE".to_string(), true), ("SELECT".to_string(), false)]);
+        assert_eq!(
+            grant_definition(&privileges),
+            "SELECT, UPDATE (with grant option)"
+        );
+    }
+
     use super::*;
     use pretty_assertions::assert_eq;
 

@@ -4,83 +4,23 @@
 //! grants and comment of a function — that appeared or disappeared as a
 //! whole folded into that table's (function's) line.
 
-use std::collections::BTreeMap;
-
-use crate::source::catalog::{Catalog, Change, ObjectKind, diff, owner_function, owner_table};
+use crate::source::catalog::{Catalog, Change, ObjectKind, diff, group, parts_phrase};
 
 /// How `to` differs from `from`: `+` for objects only in `to`, `-` for
 /// objects only in `from`, `~` for objects in both with another definition.
 pub(crate) fn describe(from: &Catalog, to: &Catalog) -> Vec<String> {
     let differences = diff(from, to);
-    // Tables and functions that appeared (+) or disappeared (-) as a whole, by key.
-    let whole: BTreeMap<String, char> = differences
-        .iter()
-        .filter(|d| matches!(d.kind, ObjectKind::Table | ObjectKind::Function))
-        .filter_map(|d| Some((d.key.clone(), sign(&d.change)?)))
-        .collect();
-    let names = |prefix: &str| -> Vec<String> {
-        whole
-            .keys()
-            .filter_map(|k| k.strip_prefix(prefix).map(str::to_string))
-            .collect()
-    };
-    let (tables, functions) = (names("table "), names("function "));
-    let mut folded: BTreeMap<String, BTreeMap<&'static str, usize>> = BTreeMap::new();
-    let mut lines = Vec::new();
-    for d in &differences {
-        let definition = match &d.change {
-            Change::Missing { expected } => expected,
-            Change::Unexpected { found } | Change::Changed { found, .. } => found,
-        };
-        let owner = match d.kind {
-            ObjectKind::Table | ObjectKind::Function => None,
-            _ => owner_table(&d.key, definition, &tables)
-                .map(|t| format!("table {t}"))
-                .or_else(|| owner_function(&d.key, &functions).map(|f| format!("function {f}"))),
-        };
-        match (owner, sign(&d.change)) {
-            (Some(owner), Some(s)) if whole.get(&owner) == Some(&s) => {
-                *folded
-                    .entry(owner)
-                    .or_default()
-                    .entry(d.kind.label())
-                    .or_insert(0) += 1;
+    group(&differences)
+        .into_iter()
+        .map(|g| {
+            let d = &differences[g.head];
+            let mut text = line(d.kind, &d.key, &d.change);
+            if !g.parts.is_empty() {
+                text.push_str(&format!(" with {}", parts_phrase(&g.parts)));
             }
-            _ => lines.push((d.key.clone(), line(d.kind, &d.key, &d.change))),
-        }
-    }
-    for (key, text) in &mut lines {
-        if let Some(parts) = folded.get(key.as_str()) {
-            let counted: Vec<String> = parts
-                .iter()
-                .map(|(kind, n)| format!("{n} {}", plural(kind, *n)))
-                .collect();
-            text.push_str(&format!(" with {}", counted.join(", ")));
-        }
-    }
-    lines.into_iter().map(|(_, text)| text).collect()
-}
-
-/// `index` → `indexes`, `policy` → `policies`, `rls` stays.
-fn plural(label: &str, n: usize) -> String {
-    if n == 1 || label.ends_with('s') {
-        label.to_string()
-    } else if let Some(stem) = label.strip_suffix('y') {
-        format!("{stem}ies")
-    } else if label.ends_with('x') {
-        format!("{label}es")
-    } else {
-        format!("{label}s")
-    }
-}
-
-/// `+` for an object only in the second catalog, `-` for one only in the first.
-fn sign(change: &Change) -> Option<char> {
-    match change {
-        Change::Unexpected { .. } => Some('+'),
-        Change::Missing { .. } => Some('-'),
-        Change::Changed { .. } => None,
-    }
+            text
+        })
+        .collect()
 }
 
 fn line(kind: ObjectKind, key: &str, change: &Change) -> String {

@@ -92,6 +92,8 @@ async fn run_on(
     let backup_dir = work.path().to_path_buf();
     let mut options = RepairOptions::new(&scenario.migrations_dir(), &backup_dir);
     options.faults = scenario.faults::<Faults>()?;
+    options.plan.accept_existing_drift = scenario.procedure.accept_existing_drift;
+    options.plan.revert_remote_only = scenario.procedure.revert_remote_only;
     if let Some(ms) = scenario.procedure.lock_timeout_ms {
         options.plan.lock_timeout_ms = ms;
     }

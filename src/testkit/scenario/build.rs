@@ -9,7 +9,7 @@
 use sqlx::postgres::PgConnection;
 use sqlx::{AssertSqlSafe, Connection};
 
-use super::{Origin, Scenario, State, validate};
+use super::{Origin, Ran, Scenario, State, validate};
 use crate::error::{Error, Result};
 use crate::pg::sql::{quote_literal, sql_state};
 use crate::source::ledger::{self, Ledger};
@@ -24,7 +24,7 @@ enum Role<'a> {
     Phantom,
     Partial(&'a [usize]),
     Unrecorded,
-    Edited(&'a [String]),
+    Edited(&'a [String], Ran),
     ReVersioned(&'a str),
     Pending,
 }
@@ -42,6 +42,7 @@ pub async fn build_state(
 ) -> Result<()> {
     validate::against(scenario, project)?;
     let state = &scenario.state;
+    run_sql(conn, scenario, "state.environment", &state.environment).await?;
     if !state.no_ledger {
         ledger::ensure_table(conn).await?;
     }
@@ -73,12 +74,27 @@ pub async fn build_state(
                 )
                 .await?;
             }
-            Role::Edited(recorded) => {
+            Role::Edited(recorded, Ran::File) => {
                 push(
                     conn,
                     scenario,
                     migration,
                     all(migration),
+                    Some((&migration.version, recorded)),
+                )
+                .await?
+            }
+            Role::Edited(recorded, Ran::Recorded) => {
+                let ran: Vec<(usize, &String)> = recorded
+                    .iter()
+                    .enumerate()
+                    .map(|(i, s)| (i + 1, s))
+                    .collect();
+                push(
+                    conn,
+                    scenario,
+                    migration,
+                    ran,
                     Some((&migration.version, recorded)),
                 )
                 .await?
@@ -119,12 +135,42 @@ pub async fn build_state(
     if !newer_ledger.is_empty() {
         restore_newer_ledger(conn, scenario, &newer_ledger).await?;
     }
-    for (index, sql) in state.drift.iter().enumerate() {
+    for row in &state.recorded {
+        let statements: Vec<String> = match project.get(&row.version) {
+            Some(m) if row.statements.is_empty() => {
+                m.statements.iter().chain(&row.append).cloned().collect()
+            }
+            _ => row.statements.clone(),
+        };
+        sqlx::query(
+            "UPDATE supabase_migrations.schema_migrations SET statements = $1 WHERE version = $2",
+        )
+        .bind(&statements)
+        .bind(&row.version)
+        .execute(&mut *conn)
+        .await
+        .map_err(Error::db(format!(
+            "{}: state.recorded {}",
+            scenario.path.display(),
+            row.version
+        )))?;
+    }
+    run_sql(conn, scenario, "state.drift", &state.drift).await
+}
+
+/// Runs a list of SQL texts from the scenario file, each naming its field on failure.
+async fn run_sql(
+    conn: &mut PgConnection,
+    scenario: &Scenario,
+    field: &str,
+    list: &[String],
+) -> Result<()> {
+    for (index, sql) in list.iter().enumerate() {
         sqlx::raw_sql(AssertSqlSafe(sql.clone()))
             .execute(&mut *conn)
             .await
             .map_err(Error::db(format!(
-                "{}: state.drift[{index}]",
+                "{}: {field}[{index}]",
                 scenario.path.display()
             )))?;
     }
@@ -142,7 +188,7 @@ fn role<'a>(state: &'a State, version: &str) -> Role<'a> {
     } else if let Some(partial) = state.partial.iter().find(|p| p.version == version) {
         Role::Partial(&partial.statements)
     } else if let Some(edited) = state.edited.iter().find(|e| e.version == version) {
-        Role::Edited(&edited.statements)
+        Role::Edited(&edited.statements, edited.ran)
     } else if let Some(moved) = state.re_versioned.iter().find(|r| r.version == version) {
         Role::ReVersioned(&moved.recorded_as)
     } else {

@@ -47,6 +47,9 @@ pub struct Scenario {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct State {
+    /// SQL run first, before any migration: the platform's environment
+    /// (e.g. `ALTER DEFAULT PRIVILEGES …` of a project whose defaults differ from Supabase's).
+    pub environment: Vec<String>,
     /// Applied and recorded, as `db push` does it (statements and ledger row in one transaction).
     pub applied: Vec<String>,
     /// How the `phantom` rows came to be; required when there are phantoms.
@@ -65,6 +68,9 @@ pub struct State {
     pub edited: Vec<Edited>,
     /// Applied, but recorded under another version.
     pub re_versioned: Vec<ReVersioned>,
+    /// Ledger rows whose stored statements are replaced after the state is
+    /// built (e.g. a phantom whose recorded version carried a seed the file dropped).
+    pub recorded: Vec<Recorded>,
     /// The ledger table does not exist at all.
     pub no_ledger: bool,
     /// A data script in the fixture folder (e.g. `existing-data.sql`).
@@ -118,10 +124,38 @@ pub struct RemoteOnly {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Edited {
-    /// The local migration's version; the file's statements are what ran.
+    /// The local migration's version.
     pub version: String,
     /// What the ledger stores instead (the file before it was edited).
     pub statements: Vec<String>,
+    /// Which statements ran: today's `file` (default; only the wording
+    /// changed since) or the `recorded` ones (the file was edited to do less).
+    #[serde(default)]
+    pub ran: Ran,
+}
+
+/// Which version of an edited migration ran.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Ran {
+    #[default]
+    File,
+    Recorded,
+}
+
+/// Statements to store in a ledger row instead of the file's.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Recorded {
+    /// A version the state records (phantom, applied, partial …).
+    pub version: String,
+    /// What the row's `statements` column holds instead of the file's.
+    #[serde(default)]
+    pub statements: Vec<String>,
+    /// Or: the file's statements followed by these (what the recorded
+    /// version had on top of today's file).
+    #[serde(default)]
+    pub append: Vec<String>,
 }
 
 /// A migration applied by another tool that stamped its own version.
@@ -156,6 +190,12 @@ pub struct Procedure {
     pub kill_at_every_step: bool,
     /// The repair's `lock_timeout` in milliseconds (default 10,000, as the CLI's).
     pub lock_timeout_ms: Option<u64>,
+    /// `--accept-existing-drift`: repair although pre-existing drift remains.
+    #[serde(default)]
+    pub accept_existing_drift: bool,
+    /// `--revert-remote-only`: delete ledger rows without a local file.
+    #[serde(default)]
+    pub revert_remote_only: bool,
 }
 
 /// The procedures a scenario can run.

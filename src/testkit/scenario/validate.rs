@@ -83,15 +83,28 @@ fn state_fields(scenario: &Scenario) -> Result<()> {
         }
     }
     data_fields(scenario, state)?;
-    for (index, sql) in state.drift.iter().enumerate() {
-        if sql.trim().is_empty() {
-            return Err(invalid(
-                scenario,
-                &format!("state.drift[{index}]"),
-                "is empty",
-                "write the SQL that changes the objects, or remove the entry",
-            ));
+    for (field, list) in [
+        ("state.drift", &state.drift),
+        ("state.environment", &state.environment),
+    ] {
+        for (index, sql) in list.iter().enumerate() {
+            if sql.trim().is_empty() {
+                return Err(invalid(
+                    scenario,
+                    &format!("{field}[{index}]"),
+                    "is empty",
+                    "write the SQL, or remove the entry",
+                ));
+            }
         }
+    }
+    if state.no_ledger && !state.recorded.is_empty() {
+        return Err(invalid(
+            scenario,
+            "state.recorded",
+            "replaces ledger rows, but state.no_ledger = true",
+            "remove state.recorded, or give the state a ledger",
+        ));
     }
     Ok(())
 }

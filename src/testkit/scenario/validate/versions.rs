@@ -23,6 +23,7 @@ pub(in crate::testkit::scenario) fn against(scenario: &Scenario, project: &Proje
     partial_statements(scenario, project)?;
     edited_statements(scenario, project)?;
     foreign_versions(scenario, &local)?;
+    recorded_rows(scenario, &roles)?;
     data_after(scenario, &roles)?;
     expected_statuses(scenario, &local, project)
 }
@@ -233,6 +234,39 @@ fn expected_statuses(scenario: &Scenario, local: &BTreeSet<&str>, project: &Proj
                     "give each version one expected status",
                 ));
             }
+        }
+    }
+    Ok(())
+}
+
+/// `state.recorded` may only replace rows the state records.
+fn recorded_rows(scenario: &Scenario, roles: &BTreeMap<String, String>) -> Result<()> {
+    for row in &scenario.state.recorded {
+        if row.statements.is_empty() == row.append.is_empty() {
+            return Err(invalid(
+                scenario,
+                "state.recorded",
+                format!(
+                    "version {}: give exactly one of statements and append",
+                    row.version
+                ),
+                "statements replaces the file's statements; append adds to them",
+            ));
+        }
+        let role = roles.get(&row.version).map(String::as_str);
+        if !matches!(
+            role,
+            Some("state.applied" | "state.phantom" | "state.partial")
+        ) {
+            return Err(invalid(
+                scenario,
+                "state.recorded",
+                format!(
+                    "version {} is not recorded by state.applied, state.phantom or state.partial",
+                    row.version
+                ),
+                "replace the statements of a row the state records (state.edited sets its own)",
+            ));
         }
     }
     Ok(())

@@ -1,0 +1,112 @@
+//! Every difference between the target and a clean replay, sorted into the
+//! three sets a repair must keep apart: the environment's (grants from
+//! default privileges), what the repair will close (objects of the
+//! migrations it applies), and pre-existing drift (everything else: there
+//! before the repair, untouched by any step).
+
+use std::collections::BTreeSet;
+
+use super::{Differences, Drift, Entry, Status};
+use crate::engine::effects::Effects;
+use crate::source::catalog::{Catalog, Change, diff, grant_object, owner_function, owner_table};
+
+/// Statuses whose migrations the plan re-applies.
+pub(crate) const REAPPLIED: [Status; 4] = [
+    Status::Phantom,
+    Status::Partial,
+    Status::Drifted,
+    Status::Pending,
+];
+
+/// Sorts `diff(clean replay, live)` into the three sets.
+pub(super) fn classify(entries: &[Entry], effects: &Effects, live: &Catalog) -> Differences {
+    let clean = effects.final_catalog();
+    let touched = Touched::by(entries, effects);
+    let mut tables = clean.tables();
+    tables.extend(live.tables());
+    tables.sort();
+    tables.dedup();
+    let mut out = Differences::default();
+    for d in diff(clean, live) {
+        let definition = match &d.change {
+            Change::Missing { expected } => expected,
+            Change::Unexpected { found } | Change::Changed { found, .. } => found,
+        };
+        let table = owner_table(&d.key, definition, &tables);
+        // The environment's only on an object the target already has: a
+        // missing object's grants come with it when the repair creates it.
+        if effects.grants.is_environment(&d.key) && grant_object_exists(&d.key, live) {
+            out.environment.push(d.describe());
+        } else if touched.covers(&d.key, table.as_deref()) {
+            out.to_close.push(d.describe());
+        } else {
+            out.pre_existing.push(Drift {
+                description: d.describe(),
+                difference: d,
+                table,
+                rows: None,
+            });
+        }
+    }
+    out
+}
+
+/// What the repair's re-applied migrations create or change.
+struct Touched {
+    keys: BTreeSet<String>,
+    tables: BTreeSet<String>,
+    functions: Vec<String>,
+}
+
+impl Touched {
+    fn by(entries: &[Entry], effects: &Effects) -> Touched {
+        let clean = effects.final_catalog();
+        let tables = clean.tables();
+        let mut touched = Touched {
+            keys: BTreeSet::new(),
+            tables: BTreeSet::new(),
+            functions: Vec::new(),
+        };
+        for entry in entries.iter().filter(|e| REAPPLIED.contains(&e.status)) {
+            let Some((_, m)) = effects.of(&entry.version) else {
+                continue;
+            };
+            for change in &m.changes {
+                let definition = match &change.change {
+                    Change::Missing { expected } | Change::Changed { expected, .. } => expected,
+                    Change::Unexpected { found } => found,
+                };
+                if let Some(t) = owner_table(&change.key, definition, &tables) {
+                    touched.tables.insert(t);
+                }
+                if let Some(f) = change.key.strip_prefix("function ") {
+                    touched.functions.push(f.to_string());
+                }
+                touched.keys.insert(change.key.clone());
+            }
+        }
+        touched
+    }
+
+    fn covers(&self, key: &str, table: Option<&str>) -> bool {
+        self.keys.contains(key)
+            || table.is_some_and(|t| self.tables.contains(t))
+            || owner_function(key, &self.functions).is_some()
+    }
+}
+
+/// True when the object a grant key is about exists in `live`.
+fn grant_object_exists(key: &str, live: &Catalog) -> bool {
+    grant_object(key).is_some_and(|object| {
+        [
+            "table",
+            "view",
+            "materialized view",
+            "sequence",
+            "function",
+            "column",
+        ]
+        .iter()
+        .any(|kind| live.get(&format!("{kind} {object}")).is_some())
+    })
+}
