@@ -1,12 +1,12 @@
 //! The target's environment on the scratch database, and which grants are
 //! the environment's rather than a migration's.
 //!
-//! Before the replay, [`Scratch::prepare`] makes the scratch database behave
+//! Before the replay, `Scratch::prepare` makes the scratch database behave
 //! like the target: its default privileges are replaced by the target
 //! runner's (mapped onto the role that replays), the target's roles and
 //! memberships exist, the platform's extensions are installed and `public`
 //! carries the target's privileges. Rules for a schema that a migration
-//! creates later are applied as soon as it exists ([`Scratch::after_migration`]).
+//! creates later are applied as soon as it exists (`Scratch::after_migration`).
 //!
 //! After the replay, [`GrantOrigins`] compares every object's grants with
 //! what the environment's default privileges alone would give it: where they
