@@ -11,6 +11,14 @@ use phantom_sync::pg::target::redact_url;
 
 fn main() -> ExitCode {
     let args = cli::args::Cli::parse();
+    let show = if args.quiet || args.command.json() {
+        cli::progress::Show::Nothing
+    } else if args.verbose {
+        cli::progress::Show::Verbose
+    } else {
+        cli::progress::Show::Progress
+    };
+    cli::progress::install(show);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -21,7 +29,7 @@ fn main() -> ExitCode {
             return ExitCode::from(cli::exit::ENVIRONMENT);
         }
     };
-    match runtime.block_on(cli::run(args.command)) {
+    match runtime.block_on(cli::run(args.command, args.quiet)) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             eprintln!("error: {}", redact_url(&e.to_string()));

@@ -16,6 +16,28 @@ Start here: phantom-sync rehearse
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    /// Show the SQL being run, besides the progress.
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
+    /// No progress on stderr (only the result and errors).
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+}
+
+impl Command {
+    /// True when the command prints JSON (progress would only get in the way).
+    pub fn json(&self) -> bool {
+        match self {
+            Command::Rehearse(a) => a.json,
+            Command::List(c) | Command::Diagnose(c) => c.json,
+            Command::Plan { common, .. }
+            | Command::Repair { common, .. }
+            | Command::Verify { common, .. }
+            | Command::Rollback { common, .. }
+            | Command::RestoreFile { common, .. } => common.json,
+            Command::Bench { .. } | Command::Matrix { .. } | Command::Images { .. } => false,
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -212,9 +234,6 @@ pub struct RehearseArgs {
     /// Where the runbook, plan and journals go.
     #[arg(long, default_value = phantom_sync::rehearse::DEFAULT_OUT, value_name = "DIR")]
     pub out: PathBuf,
-    /// Print only the summary line.
-    #[arg(long)]
-    pub quiet: bool,
     /// Print the rehearsal as JSON.
     #[arg(long)]
     pub json: bool,

@@ -5,6 +5,7 @@
 pub mod args;
 pub mod exit;
 mod output;
+pub mod progress;
 
 use std::path::Path;
 
@@ -31,9 +32,9 @@ use args::{BenchCommand, Command, Common, ProcedureArg, RehearseArgs};
 use output::{json, print_journal};
 
 /// Runs one command; `Ok` carries the exit code of a command that ran.
-pub async fn run(command: Command) -> Result<u8, Error> {
+pub async fn run(command: Command, quiet: bool) -> Result<u8, Error> {
     match command {
-        Command::Rehearse(args) => rehearse_command(args).await,
+        Command::Rehearse(args) => rehearse_command(args, quiet).await,
         Command::List(c) => list(c, false).await,
         Command::Diagnose(c) => list(c, true).await,
         Command::Plan {
@@ -227,7 +228,10 @@ async fn list(c: Common, full: bool) -> Result<u8, Error> {
     if c.json {
         println!("{}", json(&inspection.diagnosis));
     } else if full {
-        print!("{}", report::diagnosis_table(&inspection.diagnosis));
+        print!(
+            "{}",
+            report::diagnosis_text(&inspection.diagnosis, output::width())
+        );
     } else {
         print!("{}", report::migration_list(&inspection.diagnosis));
     }
@@ -265,7 +269,7 @@ async fn repair_command(
     }
 }
 
-async fn rehearse_command(args: RehearseArgs) -> Result<u8, Error> {
+async fn rehearse_command(args: RehearseArgs, quiet: bool) -> Result<u8, Error> {
     // The environment's URL is the default only when no dump is given.
     let url = args.db_url.clone().or_else(|| match args.dump {
         None => std::env::var("PHANTOM_DB_URL")
@@ -291,7 +295,7 @@ async fn rehearse_command(args: RehearseArgs) -> Result<u8, Error> {
     let rehearsal = rehearse(&options).await?;
     if args.json {
         println!("{}", json(&rehearsal));
-    } else if !args.quiet {
+    } else if !quiet {
         print!("{}", report::diagnosis_table(&rehearsal.diagnosis_before));
     }
     let verdict = if rehearsal.passed {

@@ -29,3 +29,12 @@ pub fn save_journal_markdown(journal: &Journal) {
         eprintln!("warning: {e}");
     }
 }
+
+/// Where to wrap text for stdout: the terminal's width (at most 120), else 100.
+pub fn width() -> usize {
+    let term = console::Term::stdout();
+    match term.is_term().then(|| term.size_checked()).flatten() {
+        Some((_, columns)) => usize::from(columns).clamp(40, 120),
+        None => 100,
+    }
+}

@@ -73,9 +73,10 @@ pub(crate) async fn replay(
 ) -> Result<Effects> {
     let mut prefixes = vec![Catalog::introspect(scratch, options).await?];
     let mut migrations = Vec::new();
-    for migration in &project.migrations {
+    for (index, migration) in project.migrations.iter().enumerate() {
         apply_clean(scratch, migration).await?;
         environment.after_migration(scratch).await?;
+        tracing::info!(target: "phantom_sync::progress", done = index as u64 + 1);
         let after = Catalog::introspect(scratch, options).await?;
         let before = prefixes.last().expect("non-empty");
         migrations.push(MigrationEffects {
@@ -105,6 +106,7 @@ async fn apply_clean(conn: &mut PgConnection, migration: &Migration) -> Result<(
         .await
         .map_err(Error::db("starting a replay transaction"))?;
     for (index, statement) in migration.statements.iter().enumerate() {
+        tracing::debug!(target: "phantom_sync::sql", "replay {}: {statement}", migration.version);
         if let Err(e) = sqlx::raw_sql(sqlx::AssertSqlSafe(statement.clone()))
             .execute(&mut *tx)
             .await

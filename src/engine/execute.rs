@@ -6,6 +6,7 @@
 
 use std::path::PathBuf;
 use std::time::Instant;
+use tracing::Instrument;
 
 use sqlx::Connection;
 use sqlx::postgres::PgConnection;
@@ -135,7 +136,14 @@ async fn run(plan: &Plan, ctx: &Context<'_>, journal: &mut Journal) -> Result<()
         }
         let started_at_ms = now_ms();
         let clock = Instant::now();
-        let result = run_step(step, ctx, &mut conn, &mut before, journal, &plan.to_apply()).await;
+        let task = tracing::info_span!(
+            target: "phantom_sync::progress",
+            "step",
+            task = %format!("step {}: {}", step.id, step.title)
+        );
+        let result = run_step(step, ctx, &mut conn, &mut before, journal, &plan.to_apply())
+            .instrument(task)
+            .await;
         let (outcome, rows, detail, error) = match result {
             Ok((rows, detail)) => (StepOutcome::Done, rows, detail, None),
             Err(e) => (StepOutcome::Failed, None, vec![e.to_string()], Some(e)),
@@ -383,6 +391,7 @@ async fn apply(conn: &mut PgConnection, m: &Migration, ctx: &Context<'_>) -> Res
         .map_err(|e| classify(&version, 0, "BEGIN", e))?;
     ledger::ensure_table(&mut tx).await?;
     for (i, statement) in m.statements.iter().enumerate() {
+        tracing::debug!(target: "phantom_sync::sql", "{} statement {}: {statement}", version, i + 1);
         if ctx.faults.drop_connection_in.as_deref() == Some(version.as_str())
             && i + 1 == m.statements.len()
         {

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use sqlx::Connection;
+use tracing::Instrument;
 
 use crate::engine::diagnose::{Diagnosis, diagnose};
 use crate::engine::effects::{Effects, replay};
@@ -42,12 +43,22 @@ pub async fn inspect(
     options: &CatalogOptions,
 ) -> Result<Inspection> {
     let project = Project::load(migrations)?;
-    let mut conn = target.connect().await?;
-    let major = server_major(&mut conn).await?;
-    crate::pg::sandbox::image::check_major(major)?;
-    let ledger = Ledger::read(&mut conn).await?;
-    let live = Catalog::introspect(&mut conn, options).await?;
-    let environment = Environment::capture(&mut conn).await?;
+    let reading = tracing::info_span!(
+        target: "phantom_sync::progress",
+        "inspect",
+        task = %format!("reading {target}: ledger, schema, environment")
+    );
+    let (mut conn, major, ledger, live, environment) = async {
+        let mut conn = target.connect().await?;
+        let major = server_major(&mut conn).await?;
+        crate::pg::sandbox::image::check_major(major)?;
+        let ledger = Ledger::read(&mut conn).await?;
+        let live = Catalog::introspect(&mut conn, options).await?;
+        let environment = Environment::capture(&mut conn).await?;
+        Ok::<_, Error>((conn, major, ledger, live, environment))
+    }
+    .instrument(reading)
+    .await?;
     let effects = effects_for(&project, major, options, &environment).await?;
     let mut diagnosis = diagnose(&project, &ledger, &live, &effects);
     count_drift_rows(&mut conn, &mut diagnosis).await?;
@@ -142,12 +153,24 @@ pub async fn effects_for(
     {
         return Ok(hit.clone());
     }
-    let scratch = Database::fresh(major, "replay").await?;
+    let replaying = tracing::info_span!(
+        target: "phantom_sync::progress",
+        "replay",
+        task = %format!(
+            "replaying {} migrations on a scratch PostgreSQL {major} database",
+            project.migrations.len()
+        ),
+        total = project.migrations.len() as u64
+    );
+    let scratch = Database::fresh(major, "replay")
+        .instrument(replaying.clone())
+        .await?;
     let mut conn = scratch.connect().await?;
     let result = async {
         let mut setup = Scratch::prepare(&mut conn, environment).await?;
         replay(project, &mut conn, &mut setup, options).await
     }
+    .instrument(replaying)
     .await;
     conn.close().await.ok();
     scratch.drop_database().await?;

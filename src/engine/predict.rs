@@ -7,6 +7,7 @@
 //! statement and the options, including a remainder script for review.
 
 use sqlx::Connection;
+use tracing::Instrument;
 
 use crate::engine::effects::first_line;
 use crate::engine::execute::{Context, Faults, execute};
@@ -29,8 +30,15 @@ pub async fn predict(
     if plan.is_noop() || !plan.is_runnable() {
         return Ok(());
     }
+    let span = tracing::info_span!(
+        target: "phantom_sync::progress",
+        "predict",
+        task = "trying the plan on a schema-only copy of the target"
+    );
     let work = crate::files::temp_dir("predict")?;
-    let scratch = Database::fresh(inspection.major, "predict").await?;
+    let scratch = Database::fresh(inspection.major, "predict")
+        .instrument(span.clone())
+        .await?;
     let outcome = rehearse_on(
         &scratch,
         target,
@@ -40,6 +48,7 @@ pub async fn predict(
         options,
         work.path(),
     )
+    .instrument(span)
     .await;
     drop(work);
     scratch.drop_database().await?;

@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use serde::Serialize;
+use tracing::Instrument;
 
 use crate::engine::diagnose::Diagnosis;
 use crate::engine::inspect::inspect;
@@ -154,18 +155,26 @@ pub async fn rehearse(options: &RehearseOptions) -> Result<Rehearsal> {
     let mut timings = Vec::new();
 
     let clock = Instant::now();
-    tracing::info!(target: "phantom_sync::progress", "capturing {}", describe(&options.source));
-    let capture = capture::capture(options, &dump).await?;
+    let capture = capture::capture(options, &dump)
+        .instrument(phase(format!("capturing {}", describe(&options.source))))
+        .await?;
     timings.push(("capture".to_string(), clock.elapsed().as_millis()));
 
     let clock = Instant::now();
-    tracing::info!(target: "phantom_sync::progress", "restoring the capture into a PostgreSQL {} copy", capture.major);
-    let copy = copy::restore_copy(&capture, &dump, "rehearsal").await?;
+    let copy = copy::restore_copy(&capture, &dump, "rehearsal")
+        .instrument(phase(format!(
+            "restoring the capture into a PostgreSQL {} copy",
+            capture.major
+        )))
+        .await?;
     timings.push(("restore".to_string(), clock.elapsed().as_millis()));
 
     let clock = Instant::now();
-    tracing::info!(target: "phantom_sync::progress", "repairing the copy: diagnose, plan, predict, back up, repair, verify");
-    let repaired = repair_copy(&copy, &capture, out, options.accept_existing_drift).await;
+    let repaired = repair_copy(&copy, &capture, out, options.accept_existing_drift)
+        .instrument(phase(
+            "repairing the copy: diagnose, plan, predict, back up, repair, verify".into(),
+        ))
+        .await;
     timings.push(("repair".to_string(), clock.elapsed().as_millis()));
     copy.drop_database().await?;
     let mut rehearsal = repaired?;
@@ -173,8 +182,10 @@ pub async fn rehearse(options: &RehearseOptions) -> Result<Rehearsal> {
     if rehearsal.passed {
         let clock = Instant::now();
         for procedure in drills::all() {
-            tracing::info!(target: "phantom_sync::progress", "drill: {}", procedure.title());
-            let report = drills::drill(&capture, &dump, out, procedure).await?;
+            let task = phase(format!("drill on a fresh copy — {}", procedure.title()));
+            let report = drills::drill(&capture, &dump, out, procedure)
+                .instrument(task)
+                .await?;
             rehearsal.passed &= report.restored();
             rehearsal.drills.push(report);
         }
@@ -183,6 +194,11 @@ pub async fn rehearse(options: &RehearseOptions) -> Result<Rehearsal> {
     rehearsal.timings_ms = timings;
     write_outputs(&rehearsal)?;
     Ok(rehearsal)
+}
+
+/// A span the binary shows as one of the rehearsal's phases.
+fn phase(task: String) -> tracing::Span {
+    tracing::info_span!(target: "phantom_sync::progress", "phase", task = %task)
 }
 
 fn describe(source: &Source) -> String {

@@ -12,7 +12,7 @@ pub mod plan;
 pub mod rollback;
 pub mod runbook;
 
-pub use diagnosis::{diagnosis_table, migration_list};
+pub use diagnosis::{diagnosis_table, diagnosis_text, migration_list};
 pub use html::html_page;
 pub use journal::{journal_markdown, preservation_table, verification_markdown};
 pub use plan::plan_markdown;

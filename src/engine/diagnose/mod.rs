@@ -16,7 +16,7 @@ mod judge;
 
 use crate::source::catalog::{Catalog, Difference};
 use crate::source::ledger::Ledger;
-use crate::source::project::Project;
+use crate::source::project::{Project, Skipped};
 use explain::{lost_data_lines, recorded_data_statements, statement_difference};
 use judge::judge;
 
@@ -89,6 +89,13 @@ pub struct Diagnosis {
     /// Every difference between the target and a clean replay, in the three
     /// sets that must be kept apart (see [`Differences`]).
     pub differences: Differences,
+    /// Entries of the migrations folder that are not migrations, and why
+    /// (the Supabase CLI skips them too). Not part of the fingerprint.
+    #[serde(default)]
+    pub skipped: Vec<Skipped>,
+    /// The folder had no migration at all (so every ledger row reads as remote-only).
+    #[serde(default)]
+    pub no_migrations: bool,
     /// sha256 of the ledger, the entries and the differences: a plan made
     /// from this diagnosis carries it.
     pub fingerprint: String,
@@ -267,6 +274,8 @@ pub fn diagnose(
         ledger_exists: ledger.exists,
         entries,
         differences,
+        skipped: project.skipped.clone(),
+        no_migrations: project.migrations.is_empty(),
         fingerprint,
     }
 }

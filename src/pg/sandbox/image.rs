@@ -10,6 +10,7 @@ use std::process::Stdio;
 
 use sha2::{Digest, Sha256};
 use tokio::process::Command;
+use tracing::Instrument;
 
 use crate::{Error, Result};
 
@@ -135,7 +136,15 @@ pub async fn resolve(major: u8) -> Result<ImageRef> {
              (hint: pull or load it first, or unset PHANTOM_PG_IMAGE to use a locally built image)"
         )));
     }
-    build(&[major]).await?;
+    build(&[major])
+        .instrument(tracing::info_span!(
+            target: "phantom_sync::progress",
+            "image",
+            task = %format!(
+                "preparing the local image {LOCAL_REPOSITORY}:{major} (built without a registry the first time: a few minutes)"
+            )
+        ))
+        .await?;
     Ok(ImageRef {
         name: LOCAL_REPOSITORY.to_string(),
         tag: major.to_string(),

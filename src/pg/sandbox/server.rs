@@ -17,6 +17,7 @@ use testcontainers_modules::testcontainers::runners::AsyncRunner;
 use testcontainers_modules::testcontainers::{ContainerAsync, ImageExt};
 use testcontainers_modules::testcontainers::{CopyDataSource, CopyTargetOptions};
 use tokio::sync::OnceCell;
+use tracing::Instrument;
 
 use super::image::{self, ImageRef, docker, tail};
 use crate::pg::target::Target;
@@ -125,7 +126,14 @@ impl PgServer {
                 .or_insert_with(|| Box::leak(Box::new(OnceCell::new())))
         };
         cell.get_or_try_init(|| async {
-            let (server, handle) = PgServer::launch(major, ServerOptions::default()).await?;
+            let starting = tracing::info_span!(
+                target: "phantom_sync::progress",
+                "server",
+                task = %format!("starting a scratch PostgreSQL {major} container")
+            );
+            let (server, handle) = PgServer::launch(major, ServerOptions::default())
+                .instrument(starting)
+                .await?;
             KEPT.lock().unwrap_or_else(|p| p.into_inner()).push(handle);
             Ok(server)
         })

@@ -16,6 +16,7 @@ mod toc;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
+use tracing::Instrument;
 
 use sqlx::Connection;
 
@@ -110,7 +111,12 @@ impl PgTools {
     /// dump never leaves a file that looks complete, nor spoils an earlier one.
     pub async fn dump(&self, target: &Target, out: &Path, scope: &DumpScope) -> Result<DumpInfo> {
         let partial = partial_path(out);
-        let (written, major) = match self.dump_to(target, &partial, scope).await {
+        let span = tracing::info_span!(
+            target: "phantom_sync::progress",
+            "pg_dump",
+            task = %format!("pg_dump of {target}")
+        );
+        let (written, major) = match self.dump_to(target, &partial, scope).instrument(span).await {
             Ok(done) => done,
             Err(e) => {
                 let _ = std::fs::remove_file(&partial);
@@ -229,45 +235,54 @@ impl PgTools {
         dump: &Path,
         scope: &DumpScope,
     ) -> Result<()> {
-        let toc = archive::list(self, dump).await?;
-        let archived: BTreeSet<String> = toc
-            .entries
-            .iter()
-            .map(|e| {
-                if e.desc == "SCHEMA" {
-                    e.tag.clone()
-                } else {
-                    e.schema.clone()
-                }
-            })
-            .filter(|s| s != "-")
-            .collect();
-        let mut live = guard::for_schemas(target, scope, &archived).await?;
-        live.globals.archived_extensions =
-            archive::archived_extensions(self, dump, &toc, &live.globals).await?;
-        // An archive that names no pg_dump version is taken to be a recent one.
-        let dump_major = toc.dump_major().or(toc.server_major()).unwrap_or(15);
-        let script =
-            archive::script_for(self, dump, &toc::select_schemas(&toc, &live.globals)).await?;
-        let mut head = script::begin(&[]);
-        head.push_str(&script::drop_schemas(&live.live_schemas));
-        if live.globals.in_scope.contains("public") {
-            head.push_str(&script::fresh_public(dump_major, &live));
+        let span = tracing::info_span!(
+            target: "phantom_sync::progress",
+            "restore",
+            task = %format!("restoring {} into {target}", dump.display())
+        );
+        async {
+            let toc = archive::list(self, dump).await?;
+            let archived: BTreeSet<String> = toc
+                .entries
+                .iter()
+                .map(|e| {
+                    if e.desc == "SCHEMA" {
+                        e.tag.clone()
+                    } else {
+                        e.schema.clone()
+                    }
+                })
+                .filter(|s| s != "-")
+                .collect();
+            let mut live = guard::for_schemas(target, scope, &archived).await?;
+            live.globals.archived_extensions =
+                archive::archived_extensions(self, dump, &toc, &live.globals).await?;
+            // An archive that names no pg_dump version is taken to be a recent one.
+            let dump_major = toc.dump_major().or(toc.server_major()).unwrap_or(15);
+            let script =
+                archive::script_for(self, dump, &toc::select_schemas(&toc, &live.globals)).await?;
+            let mut head = script::begin(&[]);
+            head.push_str(&script::drop_schemas(&live.live_schemas));
+            if live.globals.in_scope.contains("public") {
+                head.push_str(&script::fresh_public(dump_major, &live));
+            }
+            let tail = format!(
+                "\n-- objects outside the restored schemas that the drop took along\n{}\n{}",
+                live.keep.join("\n"),
+                script::commit()
+            );
+            let schemas: Vec<&str> = live.globals.in_scope.iter().map(String::as_str).collect();
+            let doing = format!(
+                "restoring schemas {} of {target} from {}",
+                schemas.join(", "),
+                dump.display()
+            );
+            archive::psql_file(self, target, head, &script.0, tail, doing)
+                .await
+                .map(|_| ())
         }
-        let tail = format!(
-            "\n-- objects outside the restored schemas that the drop took along\n{}\n{}",
-            live.keep.join("\n"),
-            script::commit()
-        );
-        let schemas: Vec<&str> = live.globals.in_scope.iter().map(String::as_str).collect();
-        let doing = format!(
-            "restoring schemas {} of {target} from {}",
-            schemas.join(", "),
-            dump.display()
-        );
-        archive::psql_file(self, target, head, &script.0, tail, doing)
-            .await
-            .map(|_| ())
+        .instrument(span)
+        .await
     }
 
     /// "Wrong tables dropped": recreates `tables` (`schema.table`) from the
