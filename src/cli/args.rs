@@ -35,7 +35,10 @@ impl Command {
             | Command::Verify { common, .. }
             | Command::Rollback { common, .. }
             | Command::RestoreFile { common, .. } => common.json,
-            Command::Bench { .. } | Command::Matrix { .. } | Command::Images { .. } => false,
+            Command::Bench { .. }
+            | Command::Matrix { .. }
+            | Command::Images { .. }
+            | Command::JsonSchema => true,
         }
     }
 }
@@ -149,6 +152,9 @@ pub enum Command {
         #[arg(long, default_value_t = 2)]
         parallel: usize,
     },
+    /// Print the JSON Schema of every `--json` document (schema_version and kind included).
+    #[command(hide = true)]
+    JsonSchema,
     /// Build the offline PostgreSQL images (no registry needed).
     Images {
         /// PostgreSQL majors, comma-separated, or `all`.

@@ -29,7 +29,7 @@ use phantom_sync::testkit::matrix;
 use phantom_sync::{Error, report};
 
 use args::{BenchCommand, Command, Common, ProcedureArg, RehearseArgs};
-use output::{json, print_journal};
+use output::{document, print_journal};
 
 /// Runs one command; `Ok` carries the exit code of a command that ran.
 pub async fn run(command: Command, quiet: bool) -> Result<u8, Error> {
@@ -56,7 +56,7 @@ pub async fn run(command: Command, quiet: bool) -> Result<u8, Error> {
                 eprintln!("plan written to {}", path.display());
             }
             if common.json {
-                println!("{}", plan.to_json());
+                println!("{}", document("plan", &plan));
             } else {
                 print!("{}", report::diagnosis_table(&inspection.diagnosis));
                 print!("{}", report::plan_markdown(&plan, dry_run));
@@ -137,7 +137,7 @@ pub async fn run(command: Command, quiet: bool) -> Result<u8, Error> {
             )
             .await?;
             if common.json {
-                println!("{}", json(&result));
+                println!("{}", document("verification", &result));
             } else {
                 print!("{}", report::verification_markdown(&result));
             }
@@ -167,7 +167,7 @@ pub async fn run(command: Command, quiet: bool) -> Result<u8, Error> {
                 rollback::rollback(&target, &tools, &set, procedure, &CatalogOptions::default())
                     .await?;
             if common.json {
-                println!("{}", json(&done));
+                println!("{}", document("rollback", &done));
             } else {
                 print!("{}", report::rollback_markdown(&done));
             }
@@ -189,7 +189,7 @@ pub async fn run(command: Command, quiet: bool) -> Result<u8, Error> {
             let ledger = Ledger::read(&mut conn).await?;
             let done = restore_file(&ledger, project.as_ref(), &version, &out, force)?;
             if common.json {
-                println!("{}", json(&done));
+                println!("{}", document("restored-file", &done));
             } else {
                 println!(
                     "wrote {} ({} statements, as the ledger recorded them)",
@@ -206,6 +206,13 @@ pub async fn run(command: Command, quiet: bool) -> Result<u8, Error> {
             Ok(exit::OK)
         }
         Command::Bench { what } => bench_command(what).await,
+        Command::JsonSchema => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&output::json_schema()).unwrap_or_default()
+            );
+            Ok(exit::OK)
+        }
         Command::Matrix {
             versions,
             scenarios,
@@ -226,7 +233,7 @@ async fn list(c: Common, full: bool) -> Result<u8, Error> {
     let target = Target::parse(&c.db_url)?;
     let inspection = inspect(&target, &c.migrations, &CatalogOptions::default()).await?;
     if c.json {
-        println!("{}", json(&inspection.diagnosis));
+        println!("{}", document("diagnosis", &inspection.diagnosis));
     } else if full {
         print!(
             "{}",
@@ -294,7 +301,7 @@ async fn rehearse_command(args: RehearseArgs, quiet: bool) -> Result<u8, Error> 
     };
     let rehearsal = rehearse(&options).await?;
     if args.json {
-        println!("{}", json(&rehearsal));
+        println!("{}", document("rehearsal", &rehearsal));
     } else if !quiet {
         print!("{}", report::diagnosis_table(&rehearsal.diagnosis_before));
     }

@@ -18,7 +18,7 @@ use crate::files::{now_ms, write_atomic};
 pub const JOURNAL_FILE: &str = "journal.json";
 
 /// How a step ended.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum StepOutcome {
     Done,
@@ -28,7 +28,7 @@ pub enum StepOutcome {
 }
 
 /// One executed step.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct JournalEntry {
     pub step: String,
     pub phase: Phase,
@@ -44,7 +44,7 @@ pub struct JournalEntry {
 }
 
 /// The whole log.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Journal {
     /// The target, password redacted.
     pub target: String,

@@ -14,7 +14,9 @@ use crate::source::project::Project;
 use crate::{Error, Result};
 
 /// The four phases of the plan.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema,
+)]
 pub enum Phase {
     Backup = 1,
     LedgerRepair = 2,
@@ -35,7 +37,7 @@ impl Phase {
 }
 
 /// What a step does.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "action", rename_all = "kebab-case")]
 pub enum Action {
     /// Write the ledger to `ledger.json` and `ledger.txt`.
@@ -58,7 +60,7 @@ pub enum Action {
 }
 
 /// One step of the plan.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Step {
     /// "1.1", "2.1", "3.2" … as in the incident plan.
     pub id: String,
@@ -71,7 +73,7 @@ pub struct Step {
 }
 
 /// Why a plan must not run.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Refusal {
     pub version: String,
     pub reason: String,
@@ -82,7 +84,7 @@ pub struct Refusal {
 }
 
 /// A repair plan.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Plan {
     /// Fingerprint of the diagnosis this plan was made for.
     pub fingerprint: String,
@@ -96,7 +98,7 @@ pub struct Plan {
 }
 
 /// What a repair leaves different from a clean replay, on purpose.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Tolerated {
     /// Grant differences the target's environment explains (described as
     /// the schema check describes them).

@@ -17,7 +17,7 @@ use crate::{Error, Result};
 pub const DEFAULT_OUT: &str = ".phantom/restored";
 
 /// A file written from the ledger.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
 pub struct RestoredFile {
     pub version: String,
     pub path: PathBuf,

@@ -18,7 +18,7 @@ use crate::source::ledger::{self, Ledger};
 use crate::{Error, Result};
 
 /// Which procedure to run.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Procedure {
     /// Scenario 1: "Migration fails during execution".
@@ -50,7 +50,7 @@ impl Procedure {
 }
 
 /// What a rollback did and the proof that it worked.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct RollbackReport {
     pub procedure: Procedure,
     pub steps: Vec<String>,

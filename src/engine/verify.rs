@@ -50,7 +50,7 @@ impl VerifyOptions {
 }
 
 /// One line of the checklist.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Check {
     pub name: String,
     pub passed: bool,
@@ -58,7 +58,7 @@ pub struct Check {
 }
 
 /// The checklist and the data preservation table.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Verification {
     pub checks: Vec<Check>,
     pub preservation: Vec<TableComparison>,

@@ -102,7 +102,7 @@ impl RehearseOptions {
 }
 
 /// What a rehearsal found.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct Rehearsal {
     pub source: String,
     pub major: u8,

@@ -63,7 +63,7 @@ pub struct Migration {
 }
 
 /// A folder entry that is not read as a migration, and why (a warning, not an error).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct Skipped {
     /// The skipped file or folder.
     pub path: PathBuf,

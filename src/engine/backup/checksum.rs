@@ -35,7 +35,7 @@ use crate::error::{Error, Result};
 use crate::pg::sql::quote_ident;
 
 /// One table's state at capture time.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct TableState {
     /// The table as given to [`DataSnapshot::capture`]: `schema.table`.
     pub table: String,
@@ -54,7 +54,7 @@ pub struct DataSnapshot {
 }
 
 /// One table of a "before" snapshot compared with the "after" snapshot.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct TableComparison {
     /// `schema.table`.
     pub table: String,

@@ -21,7 +21,19 @@ use explain::{lost_data_lines, recorded_data_statements, statement_difference};
 use judge::judge;
 
 /// What the ledger and the schema say about one migration (DESIGN.md's table).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum Status {
     /// Recorded, and its effects are present.
@@ -62,7 +74,7 @@ impl Status {
 }
 
 /// One line of the diagnosis.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Entry {
     pub version: String,
     pub name: String,
@@ -82,7 +94,7 @@ pub struct Entry {
 }
 
 /// The diagnosis of a whole project against one database.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Diagnosis {
     pub ledger_exists: bool,
     pub entries: Vec<Entry>,
@@ -103,7 +115,7 @@ pub struct Diagnosis {
 
 /// The differences between the target and a clean replay of every
 /// migration, sorted into what explains them.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Differences {
     /// Grants the target's environment gives or withholds (default
     /// privileges): never evidence against a migration.
@@ -118,7 +130,7 @@ pub struct Differences {
 }
 
 /// One pre-existing difference.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Drift {
     /// The object and how it differs from a clean replay.
     pub difference: Difference,

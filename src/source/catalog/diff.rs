@@ -9,7 +9,7 @@ use super::canonical::{ColumnParts, short_type};
 use super::{Catalog, ObjectKind};
 
 /// How one object differs between the expected and the found catalog.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case", tag = "change")]
 pub enum Change {
     /// Expected but absent; `expected` is its expected definition.
@@ -21,7 +21,7 @@ pub enum Change {
 }
 
 /// One object that differs, with its key and kind.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Difference {
     /// The object's key (e.g. `column public.prompts.title_en`).
     pub key: String,
