@@ -38,17 +38,6 @@ pub fn width() -> usize {
 /// meaning or disappears (new fields do not bump it).
 pub const SCHEMA_VERSION: u64 = 1;
 
-/// What each command's `--json` prints: the document kind and its type.
-pub const KINDS: &[&str] = &[
-    "diagnosis",
-    "plan",
-    "journal",
-    "verification",
-    "rollback",
-    "rehearsal",
-    "restored-file",
-];
-
 /// A JSON document: the value's fields plus `schema_version` and `kind`.
 pub fn document<T: serde::Serialize>(kind: &str, value: &T) -> String {
     let mut value = serde_json::to_value(value).unwrap_or_default();
