@@ -12,6 +12,7 @@ use crate::engine::effects::Effects;
 use crate::source::catalog::{Catalog, Change, Difference, ObjectKind};
 use crate::source::ledger::Ledger;
 use crate::source::project::Project;
+use crate::text::count;
 
 /// What the ledger and the schema say about one migration (DESIGN.md's table).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -418,7 +419,8 @@ fn judge(index: usize, effects: &Effects, live: &Catalog) -> Judgement {
             .find(|l| l.starts_with(&format!("table {table}:")))
         {
             line.push_str(&format!(
-                " (with its {n} columns, constraints, indexes, policies and grants)"
+                " (with its {}, constraints, indexes, policies and grants)",
+                count(n, "column")
             ));
         }
     }

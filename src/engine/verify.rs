@@ -14,6 +14,7 @@ use crate::engine::effects::{Effects, project_rows};
 use crate::source::catalog::{Catalog, CatalogOptions, diff};
 use crate::source::ledger::Ledger;
 use crate::source::project::Project;
+use crate::text::count;
 
 /// What the checklist looks at.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -84,10 +85,10 @@ pub async fn verify(
         .map(|e| format!("{} {}: {}", e.version, e.name, e.status.label()))
         .collect();
     checks.push(Check {
-        name: format!(
-            "All {} migrations applied (Local = Remote in `migration list`)",
-            project.migrations.len()
-        ),
+        name: match project.migrations.len() {
+            1 => "The one migration applied (Local = Remote in `migration list`)".to_string(),
+            n => format!("All {n} migrations applied (Local = Remote in `migration list`)"),
+        },
         passed: out_of_sync.is_empty(),
         evidence: out_of_sync,
     });
@@ -113,9 +114,9 @@ pub async fn verify(
                 .filter(|c| !c.preserved)
                 .map(|c| match &c.after {
                     Some(a) => format!(
-                        "{}: {} rows before, {} after, checksum {}",
+                        "{}: {} before, {} after, checksum {}",
                         c.table,
-                        c.before.rows,
+                        count(c.before.rows, "row"),
                         a.rows,
                         if a.checksum == c.before.checksum {
                             "equal"
@@ -128,8 +129,8 @@ pub async fn verify(
                 .collect();
             checks.push(Check {
                 name: format!(
-                    "Data of the {} tables that existed before is unchanged (counts and checksums)",
-                    comparison.len()
+                    "Data of the {} that existed before is unchanged (counts and checksums)",
+                    count(comparison.len(), "table")
                 ),
                 passed: changed.is_empty(),
                 evidence: changed,
@@ -198,8 +199,9 @@ async fn seed_check(conn: &mut PgConnection, effects: &Effects) -> Result<Check>
     }
     Ok(Check {
         name: format!(
-            "Seed data present ({expected_rows} rows in {} tables)",
-            effects.seed.len()
+            "Seed data present ({} in {})",
+            count(expected_rows, "row"),
+            count(effects.seed.len(), "table")
         ),
         passed: evidence.is_empty(),
         evidence,

@@ -7,6 +7,7 @@
 use std::collections::BTreeMap;
 
 use crate::source::catalog::{Catalog, Change, ObjectKind, diff, owner_function, owner_table};
+use crate::text::plural;
 
 /// How `to` differs from `from`: `+` for objects only in `to`, `-` for
 /// objects only in `from`, `~` for objects in both with another definition.
@@ -59,19 +60,6 @@ pub(crate) fn describe(from: &Catalog, to: &Catalog) -> Vec<String> {
         }
     }
     lines.into_iter().map(|(_, text)| text).collect()
-}
-
-/// `index` → `indexes`, `policy` → `policies`, `rls` stays.
-fn plural(label: &str, n: usize) -> String {
-    if n == 1 || label.ends_with('s') {
-        label.to_string()
-    } else if let Some(stem) = label.strip_suffix('y') {
-        format!("{stem}ies")
-    } else if label.ends_with('x') {
-        format!("{label}es")
-    } else {
-        format!("{label}s")
-    }
 }
 
 /// `+` for an object only in the second catalog, `-` for one only in the first.
