@@ -1,6 +1,10 @@
 # The contract of phantom-sync: every target a user or CI needs.
 #   make demo        rehearse the built-in incident (the main job)
-#   make test        the whole suite on PostgreSQL 14-18 (installs what it needs)
+#   make runbook-shot  render the rehearsal's runbook page again and take a
+#                    1280x900 screenshot of its top (.phantom/rehearsal/runbook.png;
+#                    rehearses first if there is no rehearsal there)
+#   make test        the whole suite on PostgreSQL 14-18 (installs what it needs,
+#                    Chromium included: a test reads the runbook in a browser)
 #   make test-unit   tests that need no Docker
 #   make matrix      scenario x major wall-time table
 #   make bench       provisioning benchmark (container start, template clone, shim from scratch)
@@ -15,15 +19,22 @@ MAJORS   := $(subst $(comma), ,$(VERSIONS))
 CARGO    ?= cargo
 BENCH_RUNS ?= 20
 BENCH_REHEARSAL_VERSIONS ?= 17
+REHEARSAL ?= .phantom/rehearsal
 
 export PHANTOM_PG_VERSIONS := $(VERSIONS)
 
-.PHONY: demo test test-unit matrix bench images lint review sweep tools
+.PHONY: demo runbook-shot test test-unit matrix bench images lint review sweep tools browser
 
 demo: tools
 	$(CARGO) run --quiet --bin phantom-sync -- rehearse
 
-test: tools images
+runbook-shot: browser
+	@[ -f $(REHEARSAL)/rehearsal.json ] || { \
+		$(MAKE) --no-print-directory tools && \
+		$(CARGO) run --quiet --bin phantom-sync -- rehearse --quiet --out $(REHEARSAL); }
+	@$(CARGO) run --quiet --example runbook_shot -- $(REHEARSAL)
+
+test: tools images browser
 	@status=0; \
 	$(CARGO) test --all-targets --no-fail-fast || status=$$?; \
 	$(MAKE) --no-print-directory sweep; \
@@ -65,6 +76,15 @@ sweep:
 	sleep 1; \
 	left=$$(docker ps -aq --filter label=org.testcontainers.managed-by=testcontainers | wc -l); \
 	echo "containers left behind by tests: $$left"
+
+# Headless Chromium from Debian's packages, for the test that reads the
+# runbook in a browser and for runbook-shot ($PHANTOM_CHROMIUM, or a Chrome
+# already on PATH, will do instead).
+browser:
+	@[ -n "$$PHANTOM_CHROMIUM" ] || command -v chromium >/dev/null 2>&1 || \
+	command -v google-chrome >/dev/null 2>&1 || { \
+		echo "installing chromium"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
 # What a fresh machine of this project's kind lacks: debootstrap (image
 # builds) and a running Docker engine.

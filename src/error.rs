@@ -88,7 +88,8 @@ pub enum Error {
 
     /// Phase 2 deleted another number of ledger rows than planned (the plan expected `DELETE 2`).
     #[error(
-        "ledger repair deleted {actual} rows, the plan expected DELETE {expected}; the transaction was rolled back (hint: someone changed the ledger meanwhile — diagnose again)"
+        "ledger repair deleted {}, the plan expected DELETE {expected}; the transaction was rolled back (hint: someone changed the ledger meanwhile — diagnose again)",
+        crate::text::count(*actual, "row")
     )]
     LedgerRepairMismatch { expected: u64, actual: u64 },
 

@@ -14,7 +14,8 @@
 //! * [`source`] — the migrations folder, the ledger and the live catalog;
 //! * [`pg`] — connection targets, quoting, client tools of the server's
 //!   major, ephemeral PostgreSQL;
-//! * [`error`] — the one error type.
+//! * [`error`] — the one error type;
+//! * [`text`] — words for counts (`1 statement`, `2 statements`).
 #![forbid(unsafe_code)]
 // The library returns values; only the binary prints.
 #![deny(clippy::print_stdout, clippy::print_stderr)]
@@ -28,5 +29,6 @@ pub mod rehearse;
 pub mod report;
 pub mod source;
 pub mod testkit;
+pub mod text;
 
 pub use error::{Error, Result};

@@ -24,6 +24,7 @@ use crate::pg::tools::PgTools;
 use crate::source::catalog::{Catalog, CatalogOptions};
 use crate::source::ledger::{self, Ledger};
 use crate::source::project::{Migration, Project};
+use crate::text::count;
 use crate::{Error, Result};
 
 /// Faults injected on purpose by the harness and the scenario matrix — to
@@ -218,8 +219,8 @@ async fn run_step(
             Ok((
                 Some(ledger.rows.len() as u64),
                 vec![format!(
-                    "{} ledger rows saved to ledger.json and ledger.txt",
-                    ledger.rows.len()
+                    "{} saved to ledger.json and ledger.txt",
+                    count(ledger.rows.len(), "ledger row")
                 )],
             ))
         }
@@ -229,7 +230,7 @@ async fn run_step(
             let detail = snapshot
                 .tables
                 .values()
-                .map(|t| format!("{}: {} rows", t.table, t.rows))
+                .map(|t| format!("{}: {}", t.table, count(t.rows, "row")))
                 .collect();
             let count = snapshot.tables.len() as u64;
             *before = Some(snapshot);
@@ -272,8 +273,8 @@ async fn run_step(
             Ok((
                 Some(migration.statements.len() as u64),
                 vec![format!(
-                    "{} statements and its ledger row committed",
-                    migration.statements.len()
+                    "{} and its ledger row committed",
+                    count(migration.statements.len(), "statement")
                 )],
             ))
         }

@@ -8,9 +8,10 @@
 use serde::{Deserialize, Serialize};
 
 use crate::engine::diagnose::{Diagnosis, Drift, Status};
-use crate::source::catalog::{group, parts_phrase, plural};
+use crate::source::catalog::{group, parts_phrase};
 use crate::source::ledger;
 use crate::source::project::Project;
+use crate::text::count;
 use crate::{Error, Result};
 
 /// The four phases of the plan.
@@ -304,11 +305,9 @@ fn drift_refusal(drift: &[Drift], options: &PlanOptions) -> Refusal {
                 format!(", with {}", parts_phrase(&g.parts))
             };
             match (&d.table, d.rows) {
-                (Some(t), Some(n)) => format!(
-                    "{}{parts} ({t}: {n} {})",
-                    d.description,
-                    plural("row", n as usize)
-                ),
+                (Some(t), Some(n)) => {
+                    format!("{}{parts} ({t}: {})", d.description, count(n, "row"))
+                }
                 _ => format!("{}{parts}", d.description),
             }
         })

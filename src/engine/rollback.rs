@@ -15,6 +15,7 @@ use crate::pg::target::Target;
 use crate::pg::tools::PgTools;
 use crate::source::catalog::{Catalog, CatalogOptions, diff};
 use crate::source::ledger::{self, Ledger};
+use crate::text::count;
 use crate::{Error, Result};
 
 /// Which procedure to run.
@@ -91,8 +92,8 @@ pub async fn rollback(
         Procedure::FailedMigration => {
             restore_ledger(&mut conn, &backup.ledger).await?;
             steps.push(format!(
-                "restored {} ledger rows from ledger.json",
-                backup.ledger.rows.len()
+                "restored {} from ledger.json",
+                count(backup.ledger.rows.len(), "ledger row")
             ));
             let dump = dump_of(backup)?;
             tools
@@ -116,8 +117,8 @@ pub async fn rollback(
         Procedure::Ledger => {
             restore_ledger(&mut conn, &backup.ledger).await?;
             steps.push(format!(
-                "restored {} ledger rows from ledger.json",
-                backup.ledger.rows.len()
+                "restored {} from ledger.json",
+                count(backup.ledger.rows.len(), "ledger row")
             ));
         }
     }
@@ -200,8 +201,8 @@ async fn prove(
         .collect();
     proof.push(Check {
         name: format!(
-            "Counts and checksums of {} tables equal Phase 1's",
-            tables.len()
+            "Counts and checksums of {} equal Phase 1's",
+            count(tables.len(), "table")
         ),
         passed: changed.is_empty(),
         evidence: changed,

@@ -15,6 +15,7 @@ use crate::engine::plan::{Plan, Tolerated};
 use crate::source::catalog::{Catalog, CatalogOptions, diff};
 use crate::source::ledger::Ledger;
 use crate::source::project::Project;
+use crate::text::count;
 
 /// What the checklist looks at.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -99,10 +100,10 @@ pub async fn verify(
         .map(|e| format!("{} {}: {}", e.version, e.name, e.status.label()))
         .collect();
     checks.push(Check {
-        name: format!(
-            "All {} migrations applied (Local = Remote in `migration list`)",
-            project.migrations.len()
-        ),
+        name: match project.migrations.len() {
+            1 => "The one migration applied (Local = Remote in `migration list`)".to_string(),
+            n => format!("All {n} migrations applied (Local = Remote in `migration list`)"),
+        },
         passed: out_of_sync.is_empty(),
         evidence: out_of_sync,
     });
@@ -120,9 +121,9 @@ pub async fn verify(
                 .filter(|c| !c.preserved)
                 .map(|c| match &c.after {
                     Some(a) => format!(
-                        "{}: {} rows before, {} after, checksum {}",
+                        "{}: {} before, {} after, checksum {}",
                         c.table,
-                        c.before.rows,
+                        count(c.before.rows, "row"),
                         a.rows,
                         if a.checksum == c.before.checksum {
                             "equal"
@@ -135,8 +136,8 @@ pub async fn verify(
                 .collect();
             checks.push(Check {
                 name: format!(
-                    "Data of the {} tables that existed before is unchanged (counts and checksums)",
-                    comparison.len()
+                    "Data of the {} that existed before is unchanged (counts and checksums)",
+                    count(comparison.len(), "table")
                 ),
                 passed: changed.is_empty(),
                 evidence: changed,
@@ -267,8 +268,9 @@ async fn seed_check(conn: &mut PgConnection, effects: &Effects) -> Result<Check>
     }
     Ok(Check {
         name: format!(
-            "Seed data present ({expected_rows} rows in {} tables)",
-            effects.seed.len()
+            "Seed data present ({} in {})",
+            count(expected_rows, "row"),
+            count(effects.seed.len(), "table")
         ),
         passed: evidence.is_empty(),
         evidence,

@@ -17,7 +17,7 @@ mod drills;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tracing::Instrument;
 
 use crate::engine::diagnose::Diagnosis;
@@ -30,7 +30,7 @@ use crate::files::write_atomic;
 use crate::pg::sandbox::image;
 use crate::pg::target::Target;
 use crate::pg::tools::PgTools;
-use crate::report::{Runbook, html_page, runbook_markdown};
+use crate::report::{Runbook, runbook_html, runbook_markdown};
 use crate::{Error, Result};
 
 use capture::check_archive;
@@ -101,8 +101,8 @@ impl RehearseOptions {
     }
 }
 
-/// What a rehearsal found.
-#[derive(Debug, Serialize, schemars::JsonSchema)]
+/// What a rehearsal found (saved as `rehearsal.json`).
+#[derive(Debug, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Rehearsal {
     pub source: String,
     pub major: u8,
@@ -144,7 +144,36 @@ impl Rehearsal {
     pub fn plan_path(&self) -> PathBuf {
         self.out.join("plan.json")
     }
+
+    /// Reads the `rehearsal.json` a rehearsal wrote into `out` (to render
+    /// its runbook again); `out` becomes its output folder.
+    pub fn load(out: &Path) -> Result<Rehearsal> {
+        let path = out.join(REHEARSAL_FILE);
+        let text = std::fs::read_to_string(&path).map_err(Error::io("read", &path))?;
+        let mut rehearsal: Rehearsal = serde_json::from_str(&text).map_err(|e| {
+            Error::Invalid(format!(
+                "{}: not a rehearsal written by this phantom-sync: {e} (hint: run `phantom-sync rehearse --out {}` again)",
+                path.display(),
+                out.display()
+            ))
+        })?;
+        rehearsal.out = out.to_path_buf();
+        Ok(rehearsal)
+    }
+
+    /// Writes `runbook.md` and `runbook.html` into the output folder.
+    pub fn write_runbook(&self) -> Result<()> {
+        let view = self.runbook();
+        write_atomic(&self.runbook_path(), &runbook_markdown(&view))?;
+        write_atomic(&self.out.join(RUNBOOK_HTML), &runbook_html(&view))
+    }
 }
+
+/// The rehearsal's results as JSON, in its output folder.
+pub const REHEARSAL_FILE: &str = "rehearsal.json";
+
+/// The runbook as a page, in the rehearsal's output folder.
+pub const RUNBOOK_HTML: &str = "runbook.html";
 
 /// The rehearsal itself.
 pub async fn rehearse(options: &RehearseOptions) -> Result<Rehearsal> {
@@ -274,14 +303,9 @@ fn write_outputs(r: &Rehearsal) -> Result<()> {
     if let Some(plan) = &r.plan {
         write_atomic(&r.plan_path(), &plan.to_json())?;
     }
-    let markdown = runbook_markdown(&r.runbook());
-    write_atomic(&r.runbook_path(), &markdown)?;
+    r.write_runbook()?;
     write_atomic(
-        &r.out.join("runbook.html"),
-        &html_page("phantom-sync runbook", &markdown),
-    )?;
-    write_atomic(
-        &r.out.join("rehearsal.json"),
+        &r.out.join(REHEARSAL_FILE),
         &serde_json::to_string_pretty(r).unwrap_or_default(),
     )
 }

@@ -9,7 +9,8 @@ use std::fmt::Write;
 
 use super::{cell, version_time};
 use crate::engine::diagnose::{Diagnosis, Drift, Status};
-use crate::source::catalog::{Difference, group, parts_phrase, plural};
+use crate::source::catalog::{Difference, group, parts_phrase};
+use crate::text::count;
 
 /// The full diagnosis: the table, the explanations and the differences.
 pub fn diagnosis_table(d: &Diagnosis) -> String {
@@ -118,7 +119,7 @@ pub fn drift_lines(drift: &[Drift]) -> String {
             format!(", with {}", parts_phrase(&g.parts))
         };
         let rows = match (&item.table, item.rows) {
-            (Some(t), Some(n)) => format!(" — {t} holds {n} {}", plural("row", n as usize)),
+            (Some(t), Some(n)) => format!(" — {t} holds {}", count(n, "row")),
             _ => String::new(),
         };
         let _ = writeln!(out, "- {}{parts}{rows}", item.description);

@@ -8,6 +8,7 @@ use crate::engine::backup::TableComparison;
 use crate::engine::journal::{Journal, StepOutcome};
 use crate::engine::plan::{Phase, short_fingerprint};
 use crate::engine::verify::Verification;
+use crate::text::count;
 
 /// The journal as the incident plan's execution log.
 pub fn journal_markdown(j: &Journal) -> String {
@@ -19,6 +20,21 @@ pub fn journal_markdown(j: &Journal) -> String {
         short_fingerprint(&j.plan_fingerprint),
         j.result.label()
     );
+    out.push_str(&journal_body(j));
+    let _ = writeln!(
+        out,
+        "## Timings\n\nTotal: {} ms over {}",
+        j.total_ms(),
+        count(j.entries.len(), "step")
+    );
+    out
+}
+
+/// The log's tables (one per phase), the checklist, the data preservation
+/// table and the issues, under `##` headings — without the log's header and
+/// timings, for reports that show those their own way (the runbook).
+pub fn journal_body(j: &Journal) -> String {
+    let mut out = String::new();
     for phase in [
         Phase::Backup,
         Phase::LedgerRepair,
@@ -62,12 +78,6 @@ pub fn journal_markdown(j: &Journal) -> String {
         }
         out.push('\n');
     }
-    let _ = writeln!(
-        out,
-        "## Timings\n\nTotal: {} ms over {} steps",
-        j.total_ms(),
-        j.entries.len()
-    );
     out
 }
 

@@ -2,8 +2,9 @@
 //! used by the CLI, the scenario matrix and the rehearsal alike: the
 //! diagnosis as the `migration list` table ([`diagnosis`]), the [`plan`], the
 //! execution log with its checklist ([`journal`]), a [`rollback`] and its
-//! proof, the rehearsal's [`runbook`], and an [`html`] page. JSON comes from
-//! serde on the engine's types themselves.
+//! proof, and the rehearsal's [`runbook`] — as Markdown, and as an [`html`]
+//! page rendered from that Markdown, both topped by what [`summary`] works
+//! out. JSON comes from serde on the engine's types themselves.
 
 pub mod diagnosis;
 pub mod html;
@@ -11,10 +12,11 @@ pub mod journal;
 pub mod plan;
 pub mod rollback;
 pub mod runbook;
+pub mod summary;
 
 pub use diagnosis::{diagnosis_table, diagnosis_text, migration_list};
-pub use html::html_page;
-pub use journal::{journal_markdown, preservation_table, verification_markdown};
+pub use html::{markdown_html, runbook_html};
+pub use journal::{journal_body, journal_markdown, preservation_table, verification_markdown};
 pub use plan::plan_markdown;
 pub use rollback::rollback_markdown;
 pub use runbook::{Runbook, runbook_markdown};
@@ -43,12 +45,4 @@ pub(crate) fn cell(text: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn versions_read_as_times() {
-        assert_eq!(version_time("20250413093000"), "2025-04-13 09:30:00");
-        assert_eq!(version_time("0001"), "");
-    }
-}
+mod tests;

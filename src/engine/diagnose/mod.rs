@@ -100,6 +100,7 @@ pub struct Diagnosis {
     pub entries: Vec<Entry>,
     /// Every difference between the target and a clean replay, in the three
     /// sets that must be kept apart (see [`Differences`]).
+    #[serde(default)]
     pub differences: Differences,
     /// Entries of the migrations folder that are not migrations, and why
     /// (the Supabase CLI skips them too). Not part of the fingerprint.

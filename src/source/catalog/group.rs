@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 
 use super::{Change, Difference, ObjectKind, owner_function, owner_table};
+use crate::text::count;
 
 /// One line: the difference at `head` and the parts folded into it, counted by kind label.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,22 +69,9 @@ pub fn group(differences: &[Difference]) -> Vec<Group> {
 pub fn parts_phrase(parts: &BTreeMap<&'static str, usize>) -> String {
     parts
         .iter()
-        .map(|(label, n)| format!("{n} {}", plural(label, *n)))
+        .map(|(label, n)| count(*n, label))
         .collect::<Vec<_>>()
         .join(", ")
-}
-
-/// `index` → `indexes`, `policy` → `policies`, `rls` stays.
-pub fn plural(label: &str, n: usize) -> String {
-    if n == 1 || label.ends_with('s') {
-        label.to_string()
-    } else if let Some(stem) = label.strip_suffix('y') {
-        format!("{stem}ies")
-    } else if label.ends_with('x') {
-        format!("{label}es")
-    } else {
-        format!("{label}s")
-    }
 }
 
 /// `Some(true)` for an object only in the found catalog, `Some(false)` for
@@ -141,8 +129,5 @@ mod tests {
         );
         assert_eq!(parts_phrase(&groups[3].parts), "2 columns");
         assert_eq!(parts_phrase(&groups[1].parts), "1 grant");
-        assert_eq!(plural("policy", 2), "policies");
-        assert_eq!(plural("index", 3), "indexes");
-        assert_eq!(plural("rls", 2), "rls");
     }
 }

@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 pub use diff::{Change, Difference, diff};
-pub use group::{Group, group, parts_phrase, plural};
+pub use group::{Group, group, parts_phrase};
 
 /// Schemas that belong to the Supabase platform (or its local shim), never
 /// to a project's migrations. System schemas (`pg_catalog`,

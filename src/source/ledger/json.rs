@@ -10,6 +10,7 @@ use serde_json::{Map, Value};
 
 use super::{Ledger, LedgerRow};
 use crate::error::{Error, Result};
+use crate::text::count;
 
 const HINT: &str =
     "hint: restore the file from the export phantom-sync wrote, or fix the field by hand";
@@ -54,8 +55,8 @@ pub(super) fn parse(text: &str, source: &Path) -> Result<Ledger> {
         return Err(invalid(
             "exists",
             format!(
-                "is false but `rows` holds {} rows; a missing table has no rows",
-                items.len()
+                "is false but `rows` holds {}; a missing table has no rows",
+                count(items.len(), "row")
             ),
         ));
     }

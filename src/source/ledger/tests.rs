@@ -145,7 +145,7 @@ fn from_json_sorts_rows_by_version() {
 )]
 #[case::rows_without_table(
     r#"{"exists": false, "rows": [{"version": "1"}]}"#,
-    "field `exists` is false but `rows` holds 1 rows"
+    "field `exists` is false but `rows` holds 1 row;"
 )]
 #[case::duplicate_version(
     r#"{"exists": true, "rows": [{"version": "1"}, {"version": "2"}, {"version": "1"}]}"#,

@@ -19,6 +19,7 @@ use crate::source::catalog::{Catalog, CatalogOptions, diff};
 use crate::source::ledger::Ledger;
 use crate::testkit::redact;
 use crate::testkit::scenario::{Outcome, Run, Scenario, build_state};
+use crate::text::count;
 use crate::{Error, Result, report};
 
 mod changes;
@@ -262,8 +263,9 @@ fn check_invariants(
         let rows_after = after.data.tables.get(w).map(|t| t.rows).unwrap_or(0);
         if rows_after != rows_before + i64::from(writes.rows) {
             violations.push(format!(
-                "{w}: {rows_before} rows + {} concurrent inserts, found {rows_after}",
-                writes.rows
+                "{w}: {} + {}, found {rows_after}",
+                count(rows_before, "row"),
+                count(writes.rows, "concurrent insert")
             ));
         }
     }
