@@ -3,7 +3,12 @@
 //! (`docker run --rm --network host`). Connection settings travel as `PG*`
 //! environment variables whose values the docker CLI takes from its own
 //! environment (`-e NAME` without `=value`), so no password ever appears in
-//! an argument list. TLS settings travel the same way (`PGSSLMODE`, …); a
+//! an argument list. The password never enters a throw-away container's
+//! environment (where `docker inspect` would show it): it is written to a
+//! `.pgpass`-style file (mode 0600) in a private temporary folder, mounted
+//! read-only at [`PASS_DIR`] and named by `PGPASSFILE`; the folder is removed
+//! when the program ends. Inside a harness container (`docker exec`, tests
+//! only) `PGPASSWORD` is set on the exec'd process alone. TLS settings travel the same way (`PGSSLMODE`, …); a
 //! throw-away container also gets the target's certificate files mounted
 //! read-only, with `PGSSLROOTCERT` & co. pointing at them (see
 //! [`crate::pg::tls::TlsSettings`]). In the server's own container the programs
@@ -26,6 +31,9 @@ use crate::{Error, Result};
 
 /// How many stderr lines a failure quotes.
 const STDERR_LINES: usize = 15;
+
+/// Where a throw-away container finds the password file (read-only).
+pub(crate) const PASS_DIR: &str = "/run/phantom-sync/pass";
 
 /// What the program reads on stdin.
 pub(crate) enum Input {
@@ -72,9 +80,20 @@ pub(crate) struct Finished {
 
 /// Runs `call` to completion.
 pub(crate) async fn run(tools: &PgTools, call: Call<'_>) -> Result<Finished> {
-    let (env, mounts) = match call.target {
+    let (mut env, mut mounts) = match call.target {
         Some(target) => connection_env(tools, target)?,
         None => Default::default(),
+    };
+    let password = call.target.and_then(Target::password);
+    // Kept until the program has ended: the container reads the file.
+    let pass_dir = match (tools, password) {
+        (PgTools::Run { .. }, Some(password)) => {
+            let (dir, mount) = password_file(password)?;
+            env.push(("PGPASSFILE", format!("{PASS_DIR}/pgpass")));
+            mounts.push(mount);
+            Some(dir)
+        }
+        _ => None,
     };
     let stdin_used = !matches!(call.input, Input::Null);
     let mut cmd = Command::new("docker");
@@ -90,7 +109,7 @@ pub(crate) async fn run(tools: &PgTools, call: Call<'_>) -> Result<Finished> {
     for (name, value) in &env {
         cmd.env(name, value);
     }
-    if let Some(password) = call.target.and_then(Target::password) {
+    if let (PgTools::Exec { .. }, Some(password)) = (tools, password) {
         cmd.env("PGPASSWORD", password);
     }
     let mut child = cmd.spawn().map_err(|e| Error::Tool {
@@ -110,8 +129,8 @@ pub(crate) async fn run(tools: &PgTools, call: Call<'_>) -> Result<Finished> {
         tool: call.tool.into(),
         detail: format!("{}: {e}", call.doing),
     })?;
+    drop(pass_dir);
     let stderr = String::from_utf8_lossy(&errors.unwrap_or_default()).into_owned();
-    let password = call.target.and_then(Target::password);
     // Our own side failing (an unreadable input, an unwritable output) is the
     // cause of whatever the program then complains about: report it first.
     let io_error = |e: std::io::Error| Error::Tool {
@@ -141,10 +160,12 @@ fn docker_args(
     } else {
         Vec::new()
     };
+    let exec_password = matches!(tools, PgTools::Exec { .. })
+        && call.target.is_some_and(|t| t.password().is_some());
     let pass_on = env
         .iter()
         .map(|(name, _)| *name)
-        .chain(call.target.map(|_| "PGPASSWORD"))
+        .chain(exec_password.then_some("PGPASSWORD"))
         .flat_map(|name| ["-e".to_string(), name.to_string()]);
     match tools {
         PgTools::Exec { container_id } => {
@@ -170,6 +191,33 @@ fn docker_args(
     }
     args.extend(call.args.iter().cloned());
     args
+}
+
+/// A private folder holding `pgpass` (`*:*:*:*:password`, with `\` and `:`
+/// escaped, mode 0600) and its read-only `docker run -v` mount.
+fn password_file(password: &str) -> Result<(tempfile::TempDir, String)> {
+    if password.contains(['\n', '\r']) {
+        return Err(Error::Invalid(
+            "the password holds a line break, which a password file cannot carry (hint: change the password)".into(),
+        ));
+    }
+    let dir = crate::files::temp_dir("pgpass")?;
+    let path = dir.path().join("pgpass");
+    let escaped = password.replace('\\', "\\\\").replace(':', "\\:");
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(&path).map_err(Error::io("create", &path))?;
+    std::io::Write::write_all(&mut file, format!("*:*:*:*:{escaped}\n").as_bytes())
+        .map_err(Error::io("write", &path))?;
+    let host = dir.path().display().to_string();
+    if host.contains(':') {
+        return Err(Error::Environment(format!(
+            "the temporary folder {host} has a `:` in its path, which docker -v cannot mount (hint: set TMPDIR to another folder)"
+        )));
+    }
+    Ok((dir, format!("{host}:{PASS_DIR}:ro")))
 }
 
 /// `PG*` settings (all but the password) for a connection to `target` and,
@@ -419,7 +467,7 @@ mod tests {
         let (cert, key) = (files.cert.display(), files.key.display());
         assert!(
             joined.contains(&format!(
-                "-e PGSSLMODE -e PGSSLROOTCERT -e PGSSLCERT -e PGSSLKEY -e PGPASSWORD \
+                "-e PGSSLMODE -e PGSSLROOTCERT -e PGSSLCERT -e PGSSLKEY \
                  -v {ca}:/run/phantom-sync/tls/root.crt:ro \
                  -v {cert}:/run/phantom-sync/tls/client.crt:ro \
                  -v {key}:/run/phantom-sync/tls/client.key:ro \
@@ -479,11 +527,22 @@ mod tests {
             "{joined}"
         );
         assert!(
-            joined.ends_with(
-                "-e PGPASSWORD --entrypoint pg_dump phantom-sync/postgres:17 --format=custom"
-            ),
+            joined.ends_with("--entrypoint pg_dump phantom-sync/postgres:17 --format=custom"),
             "{joined}"
         );
+        assert!(!joined.contains("PGPASSWORD"), "{joined}");
+        let (dir, mount) = password_file("a:b\\c d").unwrap();
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("pgpass")).unwrap(),
+            "*:*:*:*:a\\:b\\\\c d\n"
+        );
+        assert!(mount.ends_with(":/run/phantom-sync/pass:ro"), "{mount}");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(dir.path().join("pgpass")).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
         assert!(env.contains(&("PGHOST", "db.example.com".to_string())));
         assert!(env.contains(&("PGPORT", "6543".to_string())));
         assert!(env.contains(&("PGDATABASE", "prod".to_string())));
