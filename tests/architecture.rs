@@ -26,7 +26,7 @@ const LAYERS: &[&[&str]] = &[
 /// those listed before it). Modules not listed are free within their folder.
 const INSIDE: &[(&str, &[&str])] = &[
     ("source", &["split", "project", "ledger", "catalog"]),
-    ("pg", &["sql", "url", "tls", "target", "sandbox", "tools"]),
+    ("pg", &["sql", "url", "tls", "target", "lock", "sandbox", "tools"]),
     (
         "engine",
         &[

@@ -2,7 +2,13 @@
 //! Every unit of work is one transaction (the ledger repair; each migration
 //! with its ledger row), so a repair interrupted anywhere — connection lost,
 //! process killed — leaves a state from which running it again converges to
-//! the same end, and never applies a migration twice.
+//! the same end, and never applies a migration twice. The journal records a
+//! step when it starts and again when it ends, so a killed run's journal
+//! names the step it died in. A [`Cancel`] (SIGINT, SIGTERM) stops the run
+//! between steps, or inside one by ending its session, whose transaction the
+//! server then rolls back. Nothing is written to the target before Phase 1's
+//! backup is complete, and the diagnosis is checked again right before the
+//! first write.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -15,7 +21,7 @@ use crate::engine::diagnose::diagnose;
 use crate::engine::effects::{Effects, db_message, first_line};
 use crate::engine::journal::{Journal, JournalEntry, StepOutcome};
 use crate::engine::outcome::RunOutcome;
-use crate::engine::plan::{Action, Plan, Step, short_fingerprint};
+use crate::engine::plan::{Action, Phase, Plan, Step, short_fingerprint};
 use crate::files::now_ms;
 use crate::pg::sql::sql_state;
 use crate::pg::target::Target;
@@ -44,6 +50,52 @@ pub struct Faults {
     pub skip_backup: bool,
 }
 
+/// Asks a running repair or rollback to stop: set by the binary on SIGINT
+/// or SIGTERM, checked between steps and awaited during each.
+#[derive(Debug, Clone)]
+pub struct Cancel {
+    sender: std::sync::Arc<tokio::sync::watch::Sender<Option<String>>>,
+}
+
+impl Default for Cancel {
+    fn default() -> Self {
+        Cancel {
+            sender: std::sync::Arc::new(tokio::sync::watch::channel(None).0),
+        }
+    }
+}
+
+impl Cancel {
+    /// A token nobody has cancelled yet.
+    pub fn new() -> Cancel {
+        Cancel::default()
+    }
+
+    /// Asks the run to stop; `by` says why ("SIGINT").
+    pub fn cancel(&self, by: &str) {
+        self.sender.send_replace(Some(by.to_string()));
+    }
+
+    /// Why the run was asked to stop, if it was.
+    pub fn reason(&self) -> Option<String> {
+        self.sender.borrow().clone()
+    }
+
+    /// Resolves once the run is asked to stop, with why.
+    pub async fn cancelled(&self) -> String {
+        let mut receiver = self.sender.subscribe();
+        let by = receiver
+            .wait_for(Option::is_some)
+            .await
+            .map(|by| by.clone().unwrap_or_default());
+        match by {
+            Ok(by) => by,
+            // The sender lives in `self`: never dropped while awaited.
+            Err(_) => std::future::pending().await,
+        }
+    }
+}
+
 /// Everything a run needs besides the plan.
 pub struct Context<'a> {
     pub target: Target,
@@ -62,6 +114,8 @@ pub struct Context<'a> {
     pub check_fingerprint: bool,
     /// What Phase 4 checks (no seed rows on the prediction's schema-only copy).
     pub verify: crate::engine::verify::VerifyOptions,
+    /// Stops the run when cancelled.
+    pub cancel: Cancel,
 }
 
 /// A failed run: the error and the journal built so far.
@@ -112,49 +166,119 @@ async fn run(plan: &Plan, ctx: &Context<'_>, journal: &mut Journal) -> Result<()
             .join("; ");
         return Err(Error::Refused { reasons });
     }
-    let mut conn = ctx.target.connect().await?;
-    let live = if ctx.check_fingerprint {
-        live_fingerprint(&mut conn, ctx).await?
-    } else {
-        plan.fingerprint.clone()
-    };
-    if live != plan.fingerprint {
-        return Err(Error::StalePlan {
-            planned: short_fingerprint(&plan.fingerprint),
-            live: short_fingerprint(&live),
-        });
+    let backs_up = plan.phase(Phase::Backup).next().is_some() && !ctx.faults.skip_backup;
+    if backs_up {
+        backup::manifest::ensure_fresh(&ctx.backup_dir)?;
     }
+    let mut conn = ctx.target.connect().await?;
+    let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+        .fetch_one(&mut conn)
+        .await
+        .map_err(Error::db("reading the session's pid"))?;
+    check_fingerprint(&mut conn, plan, ctx).await?;
     let mut before: Option<DataSnapshot> = None;
     let mut steps: Vec<&Step> = plan.steps.iter().collect();
     if ctx.faults.reverse_order {
         reverse_applies(&mut steps);
     }
+    let mut backed_up = ctx.faults.skip_backup;
+    let mut wrote = false;
+    let mut last_done = "none".to_string();
     for step in steps {
         if skipped_by_fault(step, &ctx.faults) {
             continue;
         }
+        if let Some(by) = ctx.cancel.reason() {
+            return Err(Error::Interrupted {
+                step: last_done,
+                by,
+            });
+        }
+        let writes = matches!(step.phase, Phase::LedgerRepair | Phase::Reapply);
+        if writes && !wrote {
+            if !backed_up {
+                return Err(Error::Refused {
+                    reasons: format!(
+                        "step {} would write to the database before Phase 1 backed it up (the plan has no complete backup phase)",
+                        step.id
+                    ),
+                });
+            }
+            // Under the repair lock: nothing else of ours ran since the
+            // plan was made, but the backup took time — look again.
+            check_fingerprint(&mut conn, plan, ctx).await?;
+            wrote = true;
+        }
         let started_at_ms = now_ms();
         let clock = Instant::now();
-        let result = run_step(step, ctx, &mut conn, &mut before, journal, &plan.to_apply()).await;
-        let (outcome, rows, detail, error) = match result {
-            Ok((rows, detail)) => (StepOutcome::Done, rows, detail, None),
-            Err(e) => (StepOutcome::Failed, None, vec![e.to_string()], Some(e)),
-        };
         journal.entries.push(JournalEntry {
             step: step.id.clone(),
             phase: step.phase,
             title: step.title.clone(),
             started_at_ms,
-            finished_at_ms: now_ms(),
-            duration_ms: clock.elapsed().as_millis(),
-            outcome,
-            rows_affected: rows,
-            detail,
+            finished_at_ms: started_at_ms,
+            duration_ms: 0,
+            outcome: StepOutcome::Started,
+            rows_affected: None,
+            detail: Vec::new(),
         });
+        let _ = journal.save();
+        let applies = plan.to_apply();
+        let result = {
+            let running = run_step(step, ctx, &mut conn, &mut before, journal, &applies);
+            tokio::select! {
+                result = running => Some(result),
+                _ = ctx.cancel.cancelled() => None,
+            }
+        };
+        let result = match result {
+            Some(result) => result,
+            None => {
+                // The step's future is gone; end its session so the server
+                // rolls its transaction back now, not when it next reads.
+                drop(conn);
+                terminate(ctx, pid).await;
+                let by = ctx.cancel.reason().unwrap_or_default();
+                if let Some(entry) = journal.entries.last_mut() {
+                    entry.outcome = StepOutcome::Interrupted;
+                    entry.finished_at_ms = now_ms();
+                    entry.duration_ms = clock.elapsed().as_millis();
+                    entry.detail = vec![format!(
+                        "stopped by {by} while running; its transaction was rolled back"
+                    )];
+                }
+                let _ = journal.save();
+                return Err(Error::Interrupted {
+                    step: format!("{last_done}, inside {}", step.id),
+                    by,
+                });
+            }
+        };
+        let result = match result {
+            Ok(done) if matches!(step.action, Action::Dump) => {
+                write_manifest(&mut conn, plan, ctx).await.map(|()| {
+                    backed_up = true;
+                    done
+                })
+            }
+            other => other,
+        };
+        let (outcome, rows, detail, error) = match result {
+            Ok((rows, detail)) => (StepOutcome::Done, rows, detail, None),
+            Err(e) => (StepOutcome::Failed, None, vec![e.to_string()], Some(e)),
+        };
+        if let Some(entry) = journal.entries.last_mut() {
+            entry.finished_at_ms = now_ms();
+            entry.duration_ms = clock.elapsed().as_millis();
+            entry.outcome = outcome;
+            entry.rows_affected = rows;
+            entry.detail = detail;
+        }
         let _ = journal.save();
         if let Some(e) = error {
             return Err(e);
         }
+        last_done = step.id.clone();
         if ctx.faults.stop_after.as_deref() == Some(step.id.as_str()) {
             return Err(Error::Interrupted {
                 step: step.id.clone(),
@@ -164,6 +288,44 @@ async fn run(plan: &Plan, ctx: &Context<'_>, journal: &mut Journal) -> Result<()
     }
     conn.close().await.ok();
     Ok(())
+}
+
+/// Refuses when the live diagnosis is not the plan's.
+async fn check_fingerprint(conn: &mut PgConnection, plan: &Plan, ctx: &Context<'_>) -> Result<()> {
+    if !ctx.check_fingerprint {
+        return Ok(());
+    }
+    let live = live_fingerprint(conn, ctx).await?;
+    if live != plan.fingerprint {
+        return Err(Error::StalePlan {
+            planned: short_fingerprint(&plan.fingerprint),
+            live: short_fingerprint(&live),
+        });
+    }
+    Ok(())
+}
+
+/// Phase 1 is complete: hash its files into the manifest.
+async fn write_manifest(conn: &mut PgConnection, plan: &Plan, ctx: &Context<'_>) -> Result<()> {
+    let identity = backup::manifest::DatabaseIdentity::read(conn).await?;
+    backup::manifest::write(
+        &ctx.backup_dir,
+        backup::manifest::BackupKind::Repair,
+        identity,
+        &plan.fingerprint,
+    )
+    .map(|_| ())
+}
+
+/// Ends the session `pid` from a connection of its own (best effort).
+async fn terminate(ctx: &Context<'_>, pid: i32) {
+    if let Ok(mut other) = ctx.target.connect().await {
+        let _ = sqlx::query("SELECT pg_terminate_backend($1)")
+            .bind(pid)
+            .execute(&mut other)
+            .await;
+        other.close().await.ok();
+    }
 }
 
 /// The fingerprint of the target's diagnosis now.
@@ -372,6 +534,12 @@ async fn apply(conn: &mut PgConnection, m: &Migration, ctx: &Context<'_>) -> Res
         .execute(&mut *conn)
         .await
         .map_err(|e| classify(&version, 0, "RESET ALL", e))?;
+    // A client that dies mid-migration (killed, cut off) has its
+    // transaction rolled back within a second, not when the statement ends.
+    sqlx::raw_sql("SET client_connection_check_interval = '1s'")
+        .execute(&mut *conn)
+        .await
+        .map_err(|e| classify(&version, 0, "SET client_connection_check_interval", e))?;
     let timeout = format!("SET lock_timeout = '{}ms'", ctx.lock_timeout_ms.max(1));
     sqlx::raw_sql(sqlx::AssertSqlSafe(timeout.clone()))
         .execute(&mut *conn)

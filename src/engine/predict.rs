@@ -91,6 +91,7 @@ async fn rehearse_on(
             data: false,
             live_tables: Vec::new(),
         },
+        cancel: crate::engine::execute::Cancel::new(),
     };
     match execute(plan, &ctx).await {
         Ok(_) => Ok(None),

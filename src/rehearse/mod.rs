@@ -199,7 +199,17 @@ async fn repair_copy(
     capture: &capture::Capture,
     out: &Path,
 ) -> Result<Rehearsal> {
-    let options = RepairOptions::new(&capture.migrations, &out.join("backup"));
+    let backup_dir = out.join("backup");
+    // The backup of an earlier rehearsal's throw-away copy makes way.
+    match std::fs::remove_dir_all(&backup_dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            return Err(Error::io("remove", backup_dir)(e));
+        }
+        _ => {}
+    }
+    let mut options = RepairOptions::new(&capture.migrations, &backup_dir);
+    // A copy: the plan's data at risk is shown in the runbook, and lost here.
+    options.allow_data_loss = true;
     let tools = PgTools::for_database(copy);
     let mut outcome = repair(&copy.target(), &tools, &options).await;
     // The journal's target is a throw-away copy; name what it stands for.

@@ -39,6 +39,8 @@ pub fn journal_markdown(j: &Journal) -> String {
                 StepOutcome::Done => "✓ done",
                 StepOutcome::Failed => "✗ failed",
                 StepOutcome::NotRun => "not run",
+                StepOutcome::Started => "⚠ started, never finished (process killed?)",
+                StepOutcome::Interrupted => "⚠ interrupted (rolled back)",
             };
             let rows = e.rows_affected.map(|r| r.to_string()).unwrap_or_default();
             let _ = writeln!(

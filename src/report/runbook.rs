@@ -6,7 +6,7 @@ use std::fmt::Write;
 use std::path::Path;
 
 use super::{diagnosis_table, journal_markdown, plan_markdown, rollback_markdown};
-use crate::engine::backup::DEFAULT_DIR;
+use crate::engine::backup::DEFAULT_PARENT;
 use crate::engine::diagnose::Diagnosis;
 use crate::engine::journal::Journal;
 use crate::engine::plan::Plan;
@@ -57,7 +57,11 @@ pub fn runbook_markdown(r: &Runbook<'_>) -> String {
         out.push_str("\n## The plan, with every statement\n\n");
         out.push_str(&plan_markdown(plan, true));
     }
-    out.push_str(&production_commands(&r.out.join("plan.json")));
+    let allow_data_loss = r.plan.is_some_and(|p| !p.data_at_risk.is_empty());
+    out.push_str(&production_commands(
+        &r.out.join("plan.json"),
+        allow_data_loss,
+    ));
     if let Some(journal) = r.journal {
         out.push_str("## Rehearsed execution\n\n");
         out.push_str(&journal_markdown(journal).replacen(
@@ -80,16 +84,27 @@ pub fn runbook_markdown(r: &Runbook<'_>) -> String {
     out
 }
 
-/// The commands to run in production: the rehearsed plan, then each rollback.
-fn production_commands(plan_file: &Path) -> String {
+/// The commands to run in production: the rehearsed plan, then each
+/// rollback. The repair's backup folder is made when it runs (its name holds
+/// the time), so the rollbacks name none: they use the newest complete
+/// backup of the database under the default folder, and say which.
+fn production_commands(plan_file: &Path, allow_data_loss: bool) -> String {
     let mut out = String::from("\n## Commands for production\n\n```sh\n");
     out.push_str(
-        "# 1. Execute exactly this rehearsed plan (refused if production changed since):\n",
+        "# 1. Execute exactly this rehearsed plan (refused if production changed since);\n",
     );
     let _ = writeln!(
         out,
-        "phantom-sync repair --plan {} --db-url \"$PHANTOM_DB_URL\" --confirm <database name> --backup-dir {DEFAULT_DIR}",
-        plan_file.display()
+        "#    its backup goes to a new folder under {DEFAULT_PARENT}/, named in its output:"
+    );
+    if allow_data_loss {
+        out.push_str("#    the plan destroys data (see \"Data at risk\" above): --allow-data-loss says you accept it\n");
+    }
+    let _ = writeln!(
+        out,
+        "phantom-sync repair --plan {} --db-url \"$PHANTOM_DB_URL\" --confirm <database name>{}",
+        plan_file.display(),
+        if allow_data_loss { " --allow-data-loss" } else { "" }
     );
     let rollbacks = [
         (
@@ -105,10 +120,14 @@ fn production_commands(plan_file: &Path) -> String {
             "# 4. If the migration history is corrupted (rollback 3):",
         ),
     ];
+    let _ = writeln!(
+        out,
+        "# Rollbacks use the newest complete backup of this database under {DEFAULT_PARENT}/\n# (checked against its manifest first); add --backup-dir <folder> to pick another."
+    );
     for (procedure, comment) in rollbacks {
         let _ = writeln!(
             out,
-            "{comment}\nphantom-sync rollback --procedure {procedure} --backup-dir {DEFAULT_DIR} --db-url \"$PHANTOM_DB_URL\" --confirm <database name>"
+            "{comment}\nphantom-sync rollback --procedure {procedure} --db-url \"$PHANTOM_DB_URL\" --confirm <database name>"
         );
     }
     out.push_str("```\n\n");

@@ -169,6 +169,12 @@ impl PgTools {
         Ok((written, major))
     }
 
+    /// Reads an archive's table of contents (`pg_restore --list`): fails
+    /// unless it is a whole, readable custom-format archive.
+    pub async fn check_archive(&self, dump: &Path) -> Result<()> {
+        archive::list(self, dump).await.map(|_| ())
+    }
+
     /// Every role an archive names — owners and grantees — so that a
     /// rehearsal copy can create them first (roles are cluster-wide and no
     /// part of a database dump).

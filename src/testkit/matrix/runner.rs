@@ -8,7 +8,6 @@ use std::fmt::Write;
 use sqlx::Connection;
 
 use super::State;
-use crate::engine::backup::BackupSet;
 use crate::engine::execute::Faults;
 use crate::engine::outcome::RunOutcome;
 use crate::engine::repair::{RepairOptions, make_plan, repair};
@@ -256,13 +255,13 @@ impl<'a> Runner<'a> {
             Run::RollbackDroppedTables => Procedure::DroppedTables(Vec::new()),
             _ => Procedure::Ledger,
         };
-        let set = BackupSet::load(&self.options.backup_dir)?;
         let report = rollback(
             self.target,
             self.tools,
-            &set,
+            &self.options.backup_dir,
             procedure,
             &self.options.catalog,
+            &self.options.backup_dir.join("pre-rollback"),
         )
         .await?;
         let rendered = report::rollback_markdown(&report)
