@@ -223,9 +223,8 @@ async fn run(plan: &Plan, ctx: &Context<'_>, journal: &mut Journal) -> Result<()
             detail: Vec::new(),
         });
         let _ = journal.save();
-        let applies = plan.to_apply();
         let result = {
-            let running = run_step(step, ctx, &mut conn, &mut before, journal, &applies);
+            let running = run_step(step, ctx, &mut conn, &mut before, journal, plan);
             tokio::select! {
                 result = running => Some(result),
                 _ = ctx.cancel.cancelled() => None,
@@ -364,7 +363,7 @@ async fn run_step(
     conn: &mut PgConnection,
     before: &mut Option<DataSnapshot>,
     journal: &mut Journal,
-    plan_applies: &[String],
+    plan: &Plan,
 ) -> Result<StepResult> {
     match &step.action {
         Action::ExportLedger => {
@@ -432,16 +431,23 @@ async fn run_step(
             ))
         }
         Action::Verify => {
-            let snapshot = match before {
+            let mut snapshot = match before {
                 Some(s) => Some(s.clone()),
                 None => backup::load_data(&ctx.backup_dir).ok(),
             };
+            // Rows the plan said it destroys (and the user accepted) are
+            // no loss: those tables are not compared.
+            if let Some(snapshot) = &mut snapshot {
+                for risk in &plan.data_at_risk {
+                    snapshot.tables.remove(&risk.table);
+                }
+            }
             let mut scope = ctx.verify.clone();
             scope
                 .live_tables
                 .extend(crate::engine::effects::touched_tables(
                     ctx.effects,
-                    plan_applies,
+                    &plan.to_apply(),
                 ));
             let verification = crate::engine::verify::verify(
                 conn,

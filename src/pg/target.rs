@@ -12,7 +12,7 @@ use sqlx::postgres::{PgConnectOptions, PgConnection};
 
 use crate::pg::tls::TlsSettings;
 pub use crate::pg::url::redact_url;
-use crate::pg::url::{describe, normalise, redact_whole_url, url_password};
+use crate::pg::url::{describe, normalise, readable, redact_whole_url, url_password};
 use crate::{Error, Result};
 
 /// How long we wait for a server to accept a connection before giving up.
@@ -43,6 +43,11 @@ impl Target {
         if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
             return Err(Error::Invalid(format!(
                 "{named}: not a PostgreSQL URL (hint: use postgres://user:password@host:5432/database)"
+            )));
+        }
+        if !readable(url) {
+            return Err(Error::Invalid(format!(
+                "{named}: no host follows the `@` that would end the password (hint: use postgres://user:password@host:5432/database)"
             )));
         }
         let password = url_password(url);

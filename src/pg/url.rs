@@ -33,7 +33,9 @@ fn host_follows(text: &str, with_path: bool) -> bool {
     hostlike && (!with_path || text[end..].starts_with('/') || authority.contains(':'))
 }
 
-/// Splits `url` at `://` and at the `@` that ends its user information.
+/// Splits `url` at `://` and at the `@` that ends its user information;
+/// `None` without `://`, or when an `@` is there but no host follows any
+/// (where the password ends cannot be known).
 fn split(url: &str) -> Option<Parts<'_>> {
     let start = url.find("://")? + 3;
     let (scheme, after) = url.split_at(start);
@@ -45,6 +47,9 @@ fn split(url: &str) -> Option<Parts<'_>> {
         .or_else(|| ats.iter().rev().find(|&&i| host_follows(&after[i + 1..], false)))
         .copied();
     let Some(at) = at else {
+        if !ats.is_empty() {
+            return None;
+        }
         return Some(Parts {
             scheme,
             user: None,
@@ -111,11 +116,20 @@ pub(crate) fn normalise(url: &str) -> String {
     out
 }
 
+/// True when `url` can be split where its password ends.
+pub(crate) fn readable(url: &str) -> bool {
+    split(url).is_some()
+}
+
 /// The URL with the password of its user information and of every
-/// password parameter replaced by `***`.
+/// password parameter replaced by `***` (all but the scheme when it cannot
+/// be split).
 pub fn redact_whole_url(url: &str) -> String {
     let Some(parts) = split(url) else {
-        return redact_url(url);
+        return match url.find("://") {
+            Some(i) => format!("{}***", &url[..i + 3]),
+            None => "***".to_string(),
+        };
     };
     let mut out = String::from(parts.scheme);
     if let Some(user) = parts.user {
@@ -248,12 +262,19 @@ pub fn redact_url(text: &str) -> String {
                     .find(|&&i| host_token_follows(&window[i + 1..]))
             })
             .copied();
-        match at {
-            Some(at) if window[..at].contains(':') => {
-                let colon = window.find(':').unwrap_or(at);
+        let colon = window.find(':');
+        match (at, colon) {
+            (Some(at), Some(colon)) if colon < at => {
                 out.push_str(&window[..colon]);
                 out.push_str(":***");
                 rest = &tail[at..];
+            }
+            // An `@` no host follows: where the password ends is unknown,
+            // so nothing after the user is kept.
+            (None, Some(colon)) if ats.last().is_some_and(|&last| colon < last) => {
+                out.push_str(&window[..colon]);
+                out.push_str(":***");
+                rest = &tail[window_end..];
             }
             _ => rest = tail,
         }
@@ -367,6 +388,11 @@ mod tests {
             "postgres://app@h/db?password=x&sslmode=disable"
         );
         assert_eq!(describe("not a url"), "");
+        let hostless = format!("postgres://weird:{}", SECRETS[7]);
+        assert!(!readable(&hostless));
+        assert_eq!(redact_whole_url(&hostless), "postgres://***");
+        assert_eq!(describe(&hostless), "");
+        assert_eq!(redact_url(&format!("x {hostless}\ny")), "x postgres://weird:***\ny");
         assert_eq!(describe("postgres://u:p@h/db"), "host h, database db");
         // A query holding an `@` does not move the user information's end.
         assert_eq!(

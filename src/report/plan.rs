@@ -13,6 +13,27 @@ pub fn plan_markdown(plan: &Plan, sql: bool) -> String {
         "Plan for diagnosis {}\n",
         short_fingerprint(&plan.fingerprint)
     );
+    if !plan.data_at_risk.is_empty() {
+        out.push_str(
+            "**DATA AT RISK** — these statements destroy rows the database holds now; \
+             `repair` refuses them unless given `--allow-data-loss`:\n\n",
+        );
+        for risk in &plan.data_at_risk {
+            let _ = writeln!(
+                out,
+                "- {} **{} {}**: {} rows{}",
+                risk.migration,
+                risk.kind.label(),
+                risk.object,
+                risk.rows,
+                risk.statement
+                    .as_deref()
+                    .map(|s| format!(" (`{s}`)"))
+                    .unwrap_or_default()
+            );
+        }
+        out.push('\n');
+    }
     for refusal in &plan.refusals {
         let _ = writeln!(out, "REFUSED — {}: {}", refusal.version, refusal.reason);
         if let Some(statement) = &refusal.statement {

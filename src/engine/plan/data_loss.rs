@@ -53,7 +53,9 @@ pub struct DataAtRisk {
     /// Its file name.
     pub migration: String,
     pub kind: LossKind,
-    /// `public.user_consents`, or `public.prompts.title` for a column.
+    /// The table whose rows change, as the catalog names it (`public.notes`).
+    pub table: String,
+    /// The table, or `public.prompts.title` for a column.
     pub object: String,
     /// Rows it holds on the target now (non-null values for a column; for a
     /// `DELETE … WHERE`, the rows the condition matches when it can be counted).
@@ -87,7 +89,7 @@ pub async fn data_at_risk(
         let Some(migration) = project.get(version) else {
             continue;
         };
-        let mut push = |kind, object: String, rows: i64, statement: Option<String>| {
+        let mut push = |kind, table: String, object: String, rows: i64, statement: Option<String>| {
             if rows > 0
                 && !found
                     .iter()
@@ -97,6 +99,7 @@ pub async fn data_at_risk(
                     version: version.clone(),
                     migration: migration.file_name(),
                     kind,
+                    table,
                     object,
                     rows,
                     statement,
@@ -113,13 +116,17 @@ pub async fn data_at_risk(
                 };
                 let name = match column {
                     Some(c) => format!("{object}.{c}"),
-                    None => object,
+                    None => object.clone(),
                 };
-                push(kind, name, rows, None);
+                push(kind, object, name, rows, None);
             }
         }
         for statement in &migration.statements {
-            for (kind, table, condition) in analyse(statement) {
+            for (kind, written, condition) in analyse(statement) {
+                // As the catalog names it; not there (yet): nothing at risk.
+                let Some(table) = resolve(conn, &written).await? else {
+                    continue;
+                };
                 let rows = match &condition {
                     Some(condition) => match count_where(conn, &table, condition).await? {
                         Some(n) => n,
@@ -127,7 +134,7 @@ pub async fn data_at_risk(
                     },
                     None => count(conn, &table, None).await?,
                 };
-                push(kind, table, rows, Some(first_line(statement)));
+                push(kind, table.clone(), table, rows, Some(first_line(statement)));
             }
         }
     }
@@ -265,6 +272,20 @@ fn without_comments(statement: &str) -> String {
         .map(|l| l.split("--").next().unwrap_or(""))
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+/// `name` as written in a statement, resolved on the target (search path
+/// included) to `schema.table`; `None` when there is no such table.
+async fn resolve(conn: &mut PgConnection, name: &str) -> Result<Option<String>> {
+    sqlx::query_scalar(
+        "SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) \
+         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+         WHERE c.oid = to_regclass($1)",
+    )
+    .bind(name)
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(Error::db(format!("resolving {name}")))
 }
 
 /// Rows of `table` (non-null values of `column`); 0 when it does not exist.

@@ -11,6 +11,7 @@
 mod archive;
 mod guard;
 mod run;
+pub use run::TOOLS_LABEL;
 mod script;
 mod toc;
 

@@ -32,6 +32,9 @@ use crate::{Error, Result};
 /// How many stderr lines a failure quotes.
 const STDERR_LINES: usize = 15;
 
+/// Label on every throw-away tools container, with the tool's name (`docker ps --filter label=…`).
+pub const TOOLS_LABEL: &str = "phantom-sync.tool";
+
 /// Where a throw-away container finds the password file (read-only).
 pub(crate) const PASS_DIR: &str = "/run/phantom-sync/pass";
 
@@ -179,6 +182,7 @@ fn docker_args(
             args.extend(
                 ["run", "--rm", "--log-driver", "none", "--network", "host"].map(String::from),
             );
+            args.extend(["--label".to_string(), format!("{TOOLS_LABEL}={}", call.tool)]);
             args.extend(interactive);
             args.extend(pass_on);
             args.extend(mounts.iter().flat_map(|m| ["-v".to_string(), m.clone()]));
@@ -523,7 +527,9 @@ mod tests {
         let joined = args.join(" ");
         assert!(!joined.contains("hunter22"), "{joined}");
         assert!(
-            joined.starts_with("run --rm --log-driver none --network host -e PGHOST -e PGPORT"),
+            joined.starts_with(
+                "run --rm --log-driver none --network host --label phantom-sync.tool=pg_dump -e PGHOST -e PGPORT"
+            ),
             "{joined}"
         );
         assert!(

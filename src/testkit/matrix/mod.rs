@@ -92,6 +92,7 @@ async fn run_on(
     let backup_dir = work.path().to_path_buf();
     let mut options = RepairOptions::new(&scenario.migrations_dir(), &backup_dir);
     options.faults = scenario.faults::<Faults>()?;
+    options.allow_data_loss = scenario.procedure.allow_data_loss;
     if let Some(ms) = scenario.procedure.lock_timeout_ms {
         options.plan.lock_timeout_ms = ms;
     }

@@ -156,6 +156,13 @@ pub struct Procedure {
     pub kill_at_every_step: bool,
     /// The repair's `lock_timeout` in milliseconds (default 10,000, as the CLI's).
     pub lock_timeout_ms: Option<u64>,
+    /// Run even though the plan destroys rows (`repair --allow-data-loss`).
+    #[serde(default)]
+    pub allow_data_loss: bool,
+}
+
+fn one_writer() -> u32 {
+    1
 }
 
 /// The procedures a scenario can run.
@@ -192,8 +199,11 @@ impl Run {
 pub struct ConcurrentWrites {
     /// The schema-qualified table written to: it alone may change, by exactly `rows` rows.
     pub table: String,
-    /// How many times `insert` runs, each in its own transaction.
+    /// How many times `insert` runs in all, each in its own transaction.
     pub rows: u32,
+    /// Sessions writing at once, each making its share of `rows` (default 1).
+    #[serde(default = "one_writer")]
+    pub writers: u32,
     /// One statement that inserts one row into `table`.
     pub insert: String,
 }
