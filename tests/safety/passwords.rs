@@ -71,6 +71,24 @@ fn files_with_mark(dir: &Path, found: &mut Vec<String>) {
     }
 }
 
+/// A login whose password has every awkward character (roles are
+/// cluster-wide: made once per server, reused by later runs), with the
+/// default privileges on `public` that the shim gives `postgres`, so that
+/// what it creates gets the API roles' grants (see the README: run the
+/// repair as the role your migrations run as).
+async fn weird_login(conn: &mut sqlx::PgConnection) -> anyhow::Result<()> {
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "do $$ begin create role weird login superuser; exception when duplicate_object then null; end $$; \
+         alter role weird password '{RAW}'; \
+         alter default privileges for role weird in schema public grant all on tables to anon, authenticated, service_role; \
+         alter default privileges for role weird in schema public grant all on sequences to anon, authenticated, service_role; \
+         alter default privileges for role weird in schema public grant all on functions to anon, authenticated, service_role"
+    )))
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
 fn run_and_scan(args: &[String], out_dir: &Path) -> (Option<i32>, String) {
     let refs: Vec<&str> = args.iter().map(String::as_str).collect();
     let out = phantom_sync(&refs);
@@ -106,14 +124,7 @@ async fn no_command_prints_a_password_of_any_shape_on_a_real_server() -> anyhow:
     let db = Database::fresh(17, "passwords").await?;
     let mut conn = db.connect().await?;
     build_state(&mut conn, &work.migrations()).await?;
-    // A login whose password has every awkward character (roles are
-    // cluster-wide: made once per server, reused by later runs).
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-        "do $$ begin create role weird login superuser; exception when duplicate_object then null; end $$; \
-         alter role weird password '{RAW}'"
-    )))
-    .execute(&mut conn)
-    .await?;
+    weird_login(&mut conn).await?;
     let host = format!("{}:{}", db.server().host, db.server().port);
     let migrations = work.migrations().to_string_lossy().into_owned();
     for (i, url) in shapes(&host, &db.name).iter().enumerate() {
@@ -133,12 +144,7 @@ async fn tools_containers_get_the_password_from_a_file_not_their_environment() -
 {
     let db = Database::fresh(17, "inspect").await?;
     let mut conn = db.connect().await?;
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-        "do $$ begin create role weird login superuser; exception when duplicate_object then null; end $$; \
-         alter role weird password '{RAW}'"
-    )))
-    .execute(&mut conn)
-    .await?;
+    weird_login(&mut conn).await?;
     conn.close().await.ok();
     let url = format!(
         "postgres://weird:{ENCODED}@{}:{}/{}",

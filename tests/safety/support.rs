@@ -153,8 +153,13 @@ pub fn phantom_sync(args: &[&str]) -> Output {
 }
 
 /// The binary, ready to spawn (no PHANTOM_DB_URL from the environment).
+/// `PHANTOM_SYNC_BIN` may name a copy of it: where several worktrees share
+/// one target folder, the built binary can be replaced by another's build
+/// while the tests run.
 pub fn command(args: &[&str]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_phantom-sync"));
+    let bin = std::env::var_os("PHANTOM_SYNC_BIN")
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_phantom-sync").into());
+    let mut cmd = Command::new(bin);
     cmd.args(args)
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .env_remove("PHANTOM_DB_URL")
