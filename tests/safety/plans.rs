@@ -152,3 +152,45 @@ async fn a_migration_that_drops_rows_needs_allow_data_loss() -> anyhow::Result<(
     db.drop_database().await?;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn no_step_writes_before_this_runs_backup_is_complete() -> anyhow::Result<()> {
+    use phantom_sync::engine::execute::{Cancel, Context, Faults, execute};
+    use phantom_sync::engine::plan::Phase;
+    use phantom_sync::engine::repair::{RepairOptions, make_plan};
+    use phantom_sync::pg::tools::PgTools;
+
+    let work = Work::new("unbacked")?;
+    let db = Database::fresh(17, "unbacked").await?;
+    let mut conn = db.connect().await?;
+    build_state(&mut conn, &work.migrations()).await?;
+    let before = state(&db.target()).await?;
+    let options = RepairOptions::new(&work.migrations(), &work.path("backup"));
+    let tools = PgTools::for_database(&db);
+    let (inspection, mut plan) = make_plan(&db.target(), &tools, &options).await?;
+    // A plan (in memory, past every file check) without its backup phase.
+    plan.steps.retain(|s| s.phase != Phase::Backup);
+    let ctx = Context {
+        target: db.target(),
+        project: &inspection.project,
+        effects: &inspection.effects,
+        catalog_options: options.catalog.clone(),
+        backup_dir: work.path("backup"),
+        tools,
+        faults: Faults::default(),
+        lock_timeout_ms: 10_000,
+        check_fingerprint: true,
+        verify: options.verify.clone(),
+        cancel: Cancel::new(),
+    };
+    let failure = execute(&plan, &ctx).await.expect_err("refused");
+    let text = failure.error.to_string();
+    assert!(
+        text.contains("step 2.1 would write to the database before Phase 1 backed it up"),
+        "{text}"
+    );
+    assert_eq!(state(&db.target()).await?, before);
+    conn.close().await.ok();
+    db.drop_database().await?;
+    Ok(())
+}
