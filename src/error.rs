@@ -200,8 +200,8 @@ pub enum Error {
 
     /// A repair would write its backup into a folder that already holds files.
     #[error(
-        "backup folder {} already holds files; a backup is never overwritten (hint: pass a new folder, or leave --backup-dir out to get a new one under {})",
-        dir.display(), crate::engine::backup::DEFAULT_PARENT
+        "backup folder {} already holds files; a backup is never overwritten (hint: pass a new or empty folder — `phantom-sync repair` makes a new one under --backup-dir for every run)",
+        dir.display()
     )]
     BackupExists { dir: PathBuf },
 

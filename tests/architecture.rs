@@ -26,7 +26,10 @@ const LAYERS: &[&[&str]] = &[
 /// those listed before it). Modules not listed are free within their folder.
 const INSIDE: &[(&str, &[&str])] = &[
     ("source", &["split", "project", "ledger", "catalog"]),
-    ("pg", &["sql", "url", "tls", "target", "lock", "sandbox", "tools"]),
+    (
+        "pg",
+        &["sql", "url", "tls", "target", "lock", "sandbox", "tools"],
+    ),
     (
         "engine",
         &[

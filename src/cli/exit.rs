@@ -42,7 +42,10 @@ pub const TABLE: &[(u8, &str)] = &[
     (REFUSED, "plan refused or stale"),
     (STEP_FAILED, "a repair step failed"),
     (VERIFICATION_FAILED, "verification failed"),
-    (BUSY, "busy: another repair or rollback runs on that database"),
+    (
+        BUSY,
+        "busy: another repair or rollback runs on that database",
+    ),
     (INTERRUPTED, "interrupted (SIGINT/SIGTERM)"),
 ];
 

@@ -153,8 +153,7 @@ pub async fn run(command: Command, cancel: Cancel) -> Result<u8, Error> {
             let stamp = phantom_sync::files::utc_stamp(phantom_sync::files::now_ms()).0;
             let safety = parent.join(format!("{stamp}-pre-rollback"));
             let catalog = CatalogOptions::default();
-            let rolling =
-                rollback::rollback(&target, &tools, &dir, procedure, &catalog, &safety);
+            let rolling = rollback::rollback(&target, &tools, &dir, procedure, &catalog, &safety);
             let done = tokio::select! {
                 done = rolling => done?,
                 by = cancel.cancelled() => {

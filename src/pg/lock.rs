@@ -66,9 +66,12 @@ impl RepairLock {
     }
 }
 
+/// pid, application name, client, user, since when.
+type Holder = (i32, String, String, String, String);
+
 /// Who holds [`LOCK_KEY`] on the connection's database, in words.
 async fn holder(conn: &mut PgConnection) -> String {
-    let row: std::result::Result<Option<(i32, String, String, String, String)>, _> =
+    let row: std::result::Result<Option<Holder>, _> =
         sqlx::query_as(
             "SELECT a.pid, coalesce(a.application_name, ''), \
                     coalesce(host(a.client_addr), 'a local socket'), coalesce(a.usename::text, ''), \

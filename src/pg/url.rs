@@ -2,7 +2,7 @@
 //! holds. A URL is split leniently — the user information ends at the `@`
 //! that a host follows, so a password may hold raw `@ / ? # % :` and spaces,
 //! or their `%XX` forms — and then rebuilt with the password
-//! percent-encoded ([`normalise`]) for the parsers that follow. What leaves
+//! percent-encoded (`normalise`) for the parsers that follow. What leaves
 //! this module for people is either the URL with every password replaced by
 //! `***` ([`redact_whole_url`], [`redact_url`] for free text) or only its
 //! host and database ([`describe`]). Query parameters whose name ends in
@@ -28,7 +28,8 @@ fn host_follows(text: &str, with_path: bool) -> bool {
     let authority = &text[..end];
     let hostlike = !authority.is_empty()
         && authority.chars().all(|c| {
-            c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '~' | '%' | '[' | ']' | ':' | ',')
+            c.is_ascii_alphanumeric()
+                || matches!(c, '.' | '-' | '_' | '~' | '%' | '[' | ']' | ':' | ',')
         });
     hostlike && (!with_path || text[end..].starts_with('/') || authority.contains(':'))
 }
@@ -44,7 +45,11 @@ fn split(url: &str) -> Option<Parts<'_>> {
         .iter()
         .rev()
         .find(|&&i| host_follows(&after[i + 1..], true))
-        .or_else(|| ats.iter().rev().find(|&&i| host_follows(&after[i + 1..], false)))
+        .or_else(|| {
+            ats.iter()
+                .rev()
+                .find(|&&i| host_follows(&after[i + 1..], false))
+        })
         .copied();
     let Some(at) = at else {
         if !ats.is_empty() {
@@ -345,7 +350,14 @@ mod tests {
 
     /// Every shape of password the brief names, raw and encoded.
     const SECRETS: &[&str] = &[
-        "Zq9@pw", "Zq9/pw", "Zq9?pw", "Zq9#pw", "Zq9%pw", "Zq9:pw", "Zq9 pw", "Zq9@/?#%: pw",
+        "Zq9@pw",
+        "Zq9/pw",
+        "Zq9?pw",
+        "Zq9#pw",
+        "Zq9%pw",
+        "Zq9:pw",
+        "Zq9 pw",
+        "Zq9@/?#%: pw",
         "Zq9%40%2F%3F%23%25%3A%20pw",
     ];
 
@@ -358,14 +370,24 @@ mod tests {
                 format!("postgres://app:{secret}@db.example.com/prod?sslmode=require"),
                 format!("postgresql://app:{secret}@db.example.com"),
             ] {
-                assert_eq!(url_password(&url).as_deref(), Some(decoded.as_str()), "{url}");
+                assert_eq!(
+                    url_password(&url).as_deref(),
+                    Some(decoded.as_str()),
+                    "{url}"
+                );
                 let redacted = redact_whole_url(&url);
                 assert!(!redacted.contains("Zq9"), "{url} → {redacted}");
-                assert!(redacted.starts_with("postgres") && redacted.contains(":***@db.example.com"), "{redacted}");
+                assert!(
+                    redacted.starts_with("postgres") && redacted.contains(":***@db.example.com"),
+                    "{redacted}"
+                );
                 let free = redact_url(&format!("cannot connect to {url}: refused\nnext line"));
                 assert!(!free.contains("Zq9"), "{url} → {free}");
                 let normal = normalise(&url);
-                assert!(!normal.contains("Zq9@") && !normal.contains("Zq9/"), "{normal}");
+                assert!(
+                    !normal.contains("Zq9@") && !normal.contains("Zq9/"),
+                    "{normal}"
+                );
                 assert_eq!(url_password(&normal).as_deref(), Some(decoded.as_str()));
                 let described = describe(&url);
                 assert!(described.starts_with("host db.example.com"), "{described}");
@@ -392,7 +414,10 @@ mod tests {
         assert!(!readable(&hostless));
         assert_eq!(redact_whole_url(&hostless), "postgres://***");
         assert_eq!(describe(&hostless), "");
-        assert_eq!(redact_url(&format!("x {hostless}\ny")), "x postgres://weird:***\ny");
+        assert_eq!(
+            redact_url(&format!("x {hostless}\ny")),
+            "x postgres://weird:***\ny"
+        );
         assert_eq!(describe("postgres://u:p@h/db"), "host h, database db");
         // A query holding an `@` does not move the user information's end.
         assert_eq!(

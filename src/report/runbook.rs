@@ -104,7 +104,11 @@ fn production_commands(plan_file: &Path, allow_data_loss: bool) -> String {
         out,
         "phantom-sync repair --plan {} --db-url \"$PHANTOM_DB_URL\" --confirm <database name>{}",
         plan_file.display(),
-        if allow_data_loss { " --allow-data-loss" } else { "" }
+        if allow_data_loss {
+            " --allow-data-loss"
+        } else {
+            ""
+        }
     );
     let rollbacks = [
         (

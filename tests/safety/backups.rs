@@ -24,7 +24,10 @@ fn copy_dir(from: &Path, to: &Path) -> anyhow::Result<()> {
 }
 
 /// A database in the broken state, repaired once by the binary: its backup folder.
-async fn repaired(work: &Work, label: &str) -> anyhow::Result<(Database, String, std::path::PathBuf)> {
+async fn repaired(
+    work: &Work,
+    label: &str,
+) -> anyhow::Result<(Database, String, std::path::PathBuf)> {
     let db = Database::fresh(17, label).await?;
     let mut conn = db.connect().await?;
     build_state(&mut conn, &work.migrations()).await?;
@@ -33,7 +36,13 @@ async fn repaired(work: &Work, label: &str) -> anyhow::Result<(Database, String,
     let migrations = work.migrations().to_string_lossy().into_owned();
     let parent_arg = parent.to_string_lossy().into_owned();
     let out = phantom_sync(&[
-        "repair", "--db-url", &url, "--migrations", &migrations, "--backup-dir", &parent_arg,
+        "repair",
+        "--db-url",
+        &url,
+        "--migrations",
+        &migrations,
+        "--backup-dir",
+        &parent_arg,
     ]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let folders = backup_folders(&parent);
@@ -54,19 +63,29 @@ async fn rollback_refuses_every_untrustworthy_backup_and_touches_nothing() -> an
     let parent_a = backup_a.parent().unwrap().to_path_buf();
     let migrations = work.migrations().to_string_lossy().into_owned();
     let again = phantom_sync(&[
-        "repair", "--db-url", &url_a, "--migrations", &migrations, "--backup-dir",
+        "repair",
+        "--db-url",
+        &url_a,
+        "--migrations",
+        &migrations,
+        "--backup-dir",
         &parent_a.to_string_lossy(),
     ]);
     assert_eq!(again.status.code(), Some(0), "{}", text(&again));
     assert_eq!(backup_folders(&parent_a).len(), 2);
-    assert_eq!(std::fs::read(backup_a.join("manifest.json"))?, manifest_before);
+    assert_eq!(
+        std::fs::read(backup_a.join("manifest.json"))?,
+        manifest_before
+    );
     assert_eq!(std::fs::read(backup_a.join("ledger.json"))?, ledger_before);
 
     // Break the repaired ledger so that a rollback would change something.
     let mut conn = a.connect().await?;
-    sqlx::raw_sql("delete from supabase_migrations.schema_migrations where version = '20240101000000'")
-        .execute(&mut conn)
-        .await?;
+    sqlx::raw_sql(
+        "delete from supabase_migrations.schema_migrations where version = '20240101000000'",
+    )
+    .execute(&mut conn)
+    .await?;
     let untouched = state(&a.target()).await?;
 
     let variant = |name: &str| -> anyhow::Result<std::path::PathBuf> {
@@ -75,12 +94,18 @@ async fn rollback_refuses_every_untrustworthy_backup_and_touches_nothing() -> an
         Ok(dir)
     };
     let swapped = variant("swapped-dump")?;
-    std::fs::copy(backup_b.join("dump.pgcustom"), swapped.join("dump.pgcustom"))?;
+    std::fs::copy(
+        backup_b.join("dump.pgcustom"),
+        swapped.join("dump.pgcustom"),
+    )?;
     let edited = variant("edited-ledger")?;
     let mut ledger: serde_json::Value =
         serde_json::from_slice(&std::fs::read(edited.join("ledger.json"))?)?;
     ledger["rows"].as_array_mut().unwrap().pop();
-    std::fs::write(edited.join("ledger.json"), serde_json::to_string_pretty(&ledger)?)?;
+    std::fs::write(
+        edited.join("ledger.json"),
+        serde_json::to_string_pretty(&ledger)?,
+    )?;
     let missing = variant("missing-file")?;
     std::fs::remove_file(missing.join("data.json"))?;
     let partial = variant("partial")?;
@@ -90,18 +115,32 @@ async fn rollback_refuses_every_untrustworthy_backup_and_touches_nothing() -> an
         (&swapped, &["dump.pgcustom does not match manifest.json"]),
         (&edited, &["ledger.json does not match manifest.json"]),
         (&missing, &["data.json is missing"]),
-        (&backup_b, &["it is a backup of database", "pass the --db-url of the database"]),
+        (
+            &backup_b,
+            &[
+                "it is a backup of database",
+                "pass the --db-url of the database",
+            ],
+        ),
         (&partial, &["has no manifest.json", "partial"]),
     ];
     for (dir, needles) in cases {
         for procedure in ["failed-migration", "ledger"] {
             let out = phantom_sync(&[
-                "rollback", "--db-url", &url_a, "--procedure", procedure, "--backup-dir",
+                "rollback",
+                "--db-url",
+                &url_a,
+                "--procedure",
+                procedure,
+                "--backup-dir",
                 &dir.to_string_lossy(),
             ]);
             let all = text(&out);
             assert_eq!(out.status.code(), Some(6), "{}: {all}", dir.display());
-            assert!(all.contains("refused") && all.contains("nothing was touched"), "{all}");
+            assert!(
+                all.contains("refused") && all.contains("nothing was touched"),
+                "{all}"
+            );
             for needle in needles {
                 assert!(all.contains(needle), "missing {needle:?}:\n{all}");
             }
@@ -113,7 +152,12 @@ async fn rollback_refuses_every_untrustworthy_backup_and_touches_nothing() -> an
 
     // The folder of backups: the newest complete one of this database is used.
     let out = phantom_sync(&[
-        "rollback", "--db-url", &url_a, "--procedure", "ledger", "--backup-dir",
+        "rollback",
+        "--db-url",
+        &url_a,
+        "--procedure",
+        "ledger",
+        "--backup-dir",
         &parent_a.to_string_lossy(),
     ]);
     let all = text(&out);
@@ -123,16 +167,30 @@ async fn rollback_refuses_every_untrustworthy_backup_and_touches_nothing() -> an
         all.contains(&format!("using the backup {}", newest.display())) && all.contains("2 found"),
         "{all}"
     );
-    assert!(all.contains("[x] Ledger equals the Phase 1 export"), "{all}");
+    assert!(
+        all.contains("[x] Ledger equals the Phase 1 export"),
+        "{all}"
+    );
     let folders = backup_folders(&parent_a);
-    assert_eq!(folders.len(), 3, "a safety backup was taken first: {folders:?}");
-    let safety = folders.iter().find(|f| f.to_string_lossy().ends_with("-pre-rollback")).unwrap();
+    assert_eq!(
+        folders.len(),
+        3,
+        "a safety backup was taken first: {folders:?}"
+    );
+    let safety = folders
+        .iter()
+        .find(|f| f.to_string_lossy().ends_with("-pre-rollback"))
+        .unwrap();
     let manifest: serde_json::Value =
         serde_json::from_slice(&std::fs::read(safety.join("manifest.json"))?)?;
     assert_eq!(manifest["kind"], "pre-rollback");
     let saved: serde_json::Value =
         serde_json::from_slice(&std::fs::read(safety.join("ledger.json"))?)?;
-    assert_eq!(saved["rows"].as_array().unwrap().len(), 2, "the broken ledger was saved");
+    assert_eq!(
+        saved["rows"].as_array().unwrap().len(),
+        2,
+        "the broken ledger was saved"
+    );
 
     conn.close().await.ok();
     a.drop_database().await?;

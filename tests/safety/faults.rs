@@ -110,7 +110,11 @@ async fn sigkill_inside_a_migration_then_the_rerun_converges() -> anyhow::Result
     assert_eq!(code, None, "killed by a signal");
     let (result, outcome, _) = hit_step(&parent)?;
     assert_eq!(result, RunOutcome::Running, "a killed run cannot say more");
-    assert_eq!(outcome, StepOutcome::Started, "the journal names the step it died in");
+    assert_eq!(
+        outcome,
+        StepOutcome::Started,
+        "the journal names the step it died in"
+    );
     // The server notices the dead client within a second and rolls back.
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_three_rolled_back(&db.target()).await?;
@@ -134,7 +138,10 @@ async fn a_cut_connection_inside_a_migration_then_the_rerun_converges() -> anyho
     conn.close().await.ok();
     let (code, out) = finish(child)?;
     assert_eq!(code, Some(7), "a step failed: {out}");
-    assert!(out.contains("connection lost while applying 20240301000000"), "{out}");
+    assert!(
+        out.contains("connection lost while applying 20240301000000"),
+        "{out}"
+    );
     let (result, outcome, detail) = hit_step(&parent)?;
     assert_eq!((result, outcome), (RunOutcome::Failed, StepOutcome::Failed));
     assert!(detail.join(" ").contains("connection lost"), "{detail:?}");
@@ -176,7 +183,10 @@ async fn a_server_restart_inside_a_migration_then_the_rerun_converges() -> anyho
         assert_eq!((result, outcome), (RunOutcome::Failed, StepOutcome::Failed));
         // The host port may change with the restart.
         let port = docker_port(&server.container_id)?;
-        let moved = PgServer { port, ..server.clone() };
+        let moved = PgServer {
+            port,
+            ..server.clone()
+        };
         let target = moved.target(&db.name);
         wait_until_up(&target).await?;
         assert_three_rolled_back(&target).await?;
@@ -227,17 +237,26 @@ async fn a_signal_inside_a_migration_stops_cleanly_with_exit_130(
     assert!(sent.success());
     let clock = std::time::Instant::now();
     let (code, out) = finish(child)?;
-    assert!(clock.elapsed() < Duration::from_secs(30), "it stopped at once, not after the sleep");
+    assert!(
+        clock.elapsed() < Duration::from_secs(30),
+        "it stopped at once, not after the sleep"
+    );
     assert_eq!(code, Some(130), "{out}");
     assert!(out.contains(&format!("SIG{signal}")), "{out}");
     let (result, outcome, detail) = hit_step(&parent)?;
-    assert_eq!((result, outcome), (RunOutcome::Interrupted, StepOutcome::Interrupted));
+    assert_eq!(
+        (result, outcome),
+        (RunOutcome::Interrupted, StepOutcome::Interrupted)
+    );
     assert!(detail.join(" ").contains("rolled back"), "{detail:?}");
     let folder = &backup_folders(&parent)[0];
     assert!(folder.join("journal.md").exists(), "journal.md written");
     let md = std::fs::read_to_string(folder.join("journal.md"))?;
     assert!(md.contains("interrupted"), "{md}");
-    let left: Vec<_> = std::fs::read_dir(&tmp)?.flatten().map(|e| e.path()).collect();
+    let left: Vec<_> = std::fs::read_dir(&tmp)?
+        .flatten()
+        .map(|e| e.path())
+        .collect();
     assert!(left.is_empty(), "temporary files left behind: {left:?}");
     // The migration's session was ended, so its transaction is gone now.
     assert_three_rolled_back(&db.target()).await?;

@@ -35,7 +35,13 @@ fn shapes(host: &str, db: &str) -> Vec<String> {
 fn commands(url: &str, migrations: &str, out: &Path, rehearse: bool) -> Vec<Vec<String>> {
     let o = |name: &str| out.join(name).to_string_lossy().into_owned();
     let common = |cmd: &str| {
-        vec![cmd.to_string(), "--db-url".into(), url.into(), "--migrations".into(), migrations.into()]
+        vec![
+            cmd.to_string(),
+            "--db-url".into(),
+            url.into(),
+            "--migrations".into(),
+            migrations.into(),
+        ]
     };
     let mut all = vec![
         common("list"),
@@ -44,14 +50,25 @@ fn commands(url: &str, migrations: &str, out: &Path, rehearse: bool) -> Vec<Vec<
         [common("repair"), vec!["--backup-dir".into(), o("backups")]].concat(),
         common("verify"),
         vec![
-            "rollback".into(), "--db-url".into(), url.into(), "--procedure".into(), "ledger".into(),
-            "--backup-dir".into(), o("backups"),
+            "rollback".into(),
+            "--db-url".into(),
+            url.into(),
+            "--procedure".into(),
+            "ledger".into(),
+            "--backup-dir".into(),
+            o("backups"),
         ],
     ];
     if rehearse {
         all.push(vec![
-            "rehearse".into(), "--db-url".into(), url.into(), "--migrations".into(), migrations.into(),
-            "--out".into(), o("rehearsal"), "--quiet".into(),
+            "rehearse".into(),
+            "--db-url".into(),
+            url.into(),
+            "--migrations".into(),
+            migrations.into(),
+            "--out".into(),
+            o("rehearsal"),
+            "--quiet".into(),
         ]);
     }
     all
@@ -93,10 +110,18 @@ fn run_and_scan(args: &[String], out_dir: &Path) -> (Option<i32>, String) {
     let refs: Vec<&str> = args.iter().map(String::as_str).collect();
     let out = phantom_sync(&refs);
     let all = text(&out);
-    assert!(!all.contains(MARK), "{} printed the password:\n{all}", args[0]);
+    assert!(
+        !all.contains(MARK),
+        "{} printed the password:\n{all}",
+        args[0]
+    );
     let mut found = Vec::new();
     files_with_mark(out_dir, &mut found);
-    assert!(found.is_empty(), "{} wrote the password into {found:?}", args[0]);
+    assert!(
+        found.is_empty(),
+        "{} wrote the password into {found:?}",
+        args[0]
+    );
     (out.status.code(), all)
 }
 
@@ -112,7 +137,11 @@ fn no_command_prints_a_password_of_any_shape_when_nothing_listens() -> anyhow::R
     for url in &urls {
         for args in commands(url, &migrations, work.dir.path(), true) {
             let (code, all) = run_and_scan(&args, work.dir.path());
-            assert!(matches!(code, Some(2 | 3)), "{} {url}: {code:?}\n{all}", args[0]);
+            assert!(
+                matches!(code, Some(2 | 3)),
+                "{} {url}: {code:?}\n{all}",
+                args[0]
+            );
         }
     }
     Ok(())
@@ -131,7 +160,11 @@ async fn no_command_prints_a_password_of_any_shape_on_a_real_server() -> anyhow:
         for args in commands(url, &migrations, work.dir.path(), i == 0) {
             let (code, all) = run_and_scan(&args, work.dir.path());
             // It connected, and so did pg_dump in its container.
-            assert!(matches!(code, Some(0 | 1)), "{} with shape {i}: {code:?}\n{all}", args[0]);
+            assert!(
+                matches!(code, Some(0 | 1)),
+                "{} with shape {i}: {code:?}\n{all}",
+                args[0]
+            );
         }
     }
     conn.close().await.ok();
@@ -166,7 +199,12 @@ async fn tools_containers_get_the_password_from_a_file_not_their_environment() -
             .output()?;
         for id in String::from_utf8_lossy(&ids.stdout).lines() {
             let out = std::process::Command::new("docker")
-                .args(["inspect", "--format", "{{json .Config.Env}} {{json .Args}} {{json .Mounts}}", id])
+                .args([
+                    "inspect",
+                    "--format",
+                    "{{json .Config.Env}} {{json .Args}} {{json .Mounts}}",
+                    id,
+                ])
                 .output()?;
             let shown = String::from_utf8_lossy(&out.stdout).into_owned();
             if !shown.trim().is_empty() {
@@ -179,14 +217,24 @@ async fn tools_containers_get_the_password_from_a_file_not_their_environment() -
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let finished = running.await?;
-    assert!(finished.is_ok(), "psql connected with the file's password: {finished:?}");
-    assert!(!inspected.is_empty(), "the psql container was never seen running");
+    assert!(
+        finished.is_ok(),
+        "psql connected with the file's password: {finished:?}"
+    );
+    assert!(
+        !inspected.is_empty(),
+        "the psql container was never seen running"
+    );
     for shown in &inspected {
         assert!(!shown.contains("PGPASSWORD"), "{shown}");
         assert!(!shown.contains(MARK), "{shown}");
-        assert!(shown.contains("PGPASSFILE=/run/phantom-sync/pass/pgpass"), "{shown}");
         assert!(
-            shown.contains("\"Destination\":\"/run/phantom-sync/pass\"") && shown.contains("\"RW\":false"),
+            shown.contains("PGPASSFILE=/run/phantom-sync/pass/pgpass"),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("\"Destination\":\"/run/phantom-sync/pass\"")
+                && shown.contains("\"RW\":false"),
             "{shown}"
         );
     }

@@ -45,7 +45,13 @@ async fn tampered_plans_are_refused_and_the_true_plan_runs() -> anyhow::Result<(
     let migrations = work.migrations().to_string_lossy().into_owned();
     let plan_file = work.arg("plan.json");
     let made = phantom_sync(&[
-        "plan", "--db-url", &url, "--migrations", &migrations, "--out", &plan_file,
+        "plan",
+        "--db-url",
+        &url,
+        "--migrations",
+        &migrations,
+        "--out",
+        &plan_file,
     ]);
     assert_eq!(made.status.code(), Some(0), "{}", text(&made));
     let original = std::fs::read_to_string(&plan_file)?;
@@ -55,39 +61,77 @@ async fn tampered_plans_are_refused_and_the_true_plan_runs() -> anyhow::Result<(
     let no_backup_revert_applied = |v: &mut serde_json::Value| {
         let steps = v["steps"].as_array_mut().unwrap();
         steps.retain(|s| s["phase"] != "Backup");
-        let repair = steps.iter_mut().find(|s| s["action"] == "repair-ledger").unwrap();
-        repair["revert"].as_array_mut().unwrap().insert(0, "20240101000000".into());
+        let repair = steps
+            .iter_mut()
+            .find(|s| s["action"] == "repair-ledger")
+            .unwrap();
+        repair["revert"]
+            .as_array_mut()
+            .unwrap()
+            .insert(0, "20240101000000".into());
     };
     let cases = [
-        (tampered(&work, &original, "no-steps.json", false, no_steps)?, "does not match its digest"),
+        (
+            tampered(&work, &original, "no-steps.json", false, no_steps)?,
+            "does not match its digest",
+        ),
         (
             tampered(&work, &original, "no-steps-resealed.json", true, no_steps)?,
             "first at plan.steps",
         ),
         (
-            tampered(&work, &original, "no-backup.json", false, no_backup_revert_applied)?,
+            tampered(
+                &work,
+                &original,
+                "no-backup.json",
+                false,
+                no_backup_revert_applied,
+            )?,
             "does not match its digest",
         ),
         (
-            tampered(&work, &original, "no-backup-resealed.json", true, no_backup_revert_applied)?,
+            tampered(
+                &work,
+                &original,
+                "no-backup-resealed.json",
+                true,
+                no_backup_revert_applied,
+            )?,
             "first at plan.steps[0]",
         ),
     ];
     for (file, needle) in &cases {
         let out = phantom_sync(&[
-            "repair", "--plan", file, "--db-url", &url, "--migrations", &migrations,
-            "--backup-dir", &work.arg("backups"),
+            "repair",
+            "--plan",
+            file,
+            "--db-url",
+            &url,
+            "--migrations",
+            &migrations,
+            "--backup-dir",
+            &work.arg("backups"),
         ]);
         let all = text(&out);
         assert_eq!(out.status.code(), Some(6), "{file}: {all}");
-        assert!(all.contains(needle) && all.contains("nothing was touched"), "{file}: {all}");
+        assert!(
+            all.contains(needle) && all.contains("nothing was touched"),
+            "{file}: {all}"
+        );
         assert!(!all.contains("DELETE"), "{all}");
         assert_eq!(state(&db.target()).await?, before, "{file}");
     }
 
     let out = phantom_sync(&[
-        "repair", "--plan", &plan_file, "--db-url", &url, "--migrations", &migrations,
-        "--backup-dir", &work.arg("backups"),
+        "repair",
+        "--plan",
+        &plan_file,
+        "--db-url",
+        &url,
+        "--migrations",
+        &migrations,
+        "--backup-dir",
+        &work.arg("backups"),
     ]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert!(text(&out).contains("DELETE 1"), "{}", text(&out));
@@ -114,7 +158,9 @@ async fn a_migration_that_drops_rows_needs_allow_data_loss() -> anyhow::Result<(
     let shown = text(&plan);
     assert!(shown.contains("**DATA AT RISK**"), "{shown}");
     assert!(
-        shown.contains("20240301000000_drop_legacy_notes.sql **drops table public.legacy_notes**: 300 rows"),
+        shown.contains(
+            "20240301000000_drop_legacy_notes.sql **drops table public.legacy_notes**: 300 rows"
+        ),
         "{shown}"
     );
     assert!(
@@ -123,7 +169,13 @@ async fn a_migration_that_drops_rows_needs_allow_data_loss() -> anyhow::Result<(
     );
 
     let refused = phantom_sync(&[
-        "repair", "--db-url", &url, "--migrations", &migrations, "--backup-dir", &backups,
+        "repair",
+        "--db-url",
+        &url,
+        "--migrations",
+        &migrations,
+        "--backup-dir",
+        &backups,
     ]);
     let all = text(&refused);
     assert_eq!(refused.status.code(), Some(6), "{all}");
@@ -136,7 +188,13 @@ async fn a_migration_that_drops_rows_needs_allow_data_loss() -> anyhow::Result<(
     assert_eq!(state(&db.target()).await?, before, "nothing was touched");
 
     let allowed = phantom_sync(&[
-        "repair", "--db-url", &url, "--migrations", &migrations, "--backup-dir", &backups,
+        "repair",
+        "--db-url",
+        &url,
+        "--migrations",
+        &migrations,
+        "--backup-dir",
+        &backups,
         "--allow-data-loss",
     ]);
     assert_eq!(allowed.status.code(), Some(0), "{}", text(&allowed));
@@ -144,9 +202,10 @@ async fn a_migration_that_drops_rows_needs_allow_data_loss() -> anyhow::Result<(
         .fetch_one(&mut conn)
         .await?;
     assert_eq!(notes, 20 - 5 + 300);
-    let legacy: Option<String> = sqlx::query_scalar("select to_regclass('public.legacy_notes')::text")
-        .fetch_one(&mut conn)
-        .await?;
+    let legacy: Option<String> =
+        sqlx::query_scalar("select to_regclass('public.legacy_notes')::text")
+            .fetch_one(&mut conn)
+            .await?;
     assert_eq!(legacy, None);
     conn.close().await.ok();
     db.drop_database().await?;

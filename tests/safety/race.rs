@@ -3,9 +3,9 @@
 //! after the first finished, finds nothing to do. No migration runs twice,
 //! no row is lost.
 
-use sqlx::Connection;
 use phantom_sync::pg::lock::LOCK_KEY;
 use phantom_sync::pg::sandbox::Database;
+use sqlx::Connection;
 
 use crate::support::{Work, assert_converged, build_state, command, phantom_sync, text};
 
@@ -45,13 +45,20 @@ async fn two_repairs_at_once_one_repairs_the_other_is_busy_or_finds_nothing() ->
                 busy += 1;
                 let loser = if a.status.code() == Some(9) { &ta } else { &tb };
                 assert!(
-                    loser.contains("another repair or rollback is running") && loser.contains("pid "),
+                    loser.contains("another repair or rollback is running")
+                        && loser.contains("pid "),
                     "round {round}: {loser}"
                 );
             }
             [Some(0), Some(0)] => {
-                let noop = [&ta, &tb].iter().filter(|t| t.contains("nothing to do")).count();
-                assert_eq!(noop, 1, "round {round}: one repairs, one finds nothing\n{ta}\n{tb}");
+                let noop = [&ta, &tb]
+                    .iter()
+                    .filter(|t| t.contains("nothing to do"))
+                    .count();
+                assert_eq!(
+                    noop, 1,
+                    "round {round}: one repairs, one finds nothing\n{ta}\n{tb}"
+                );
             }
             other => panic!("round {round}: exit codes {other:?}\n--- a\n{ta}\n--- b\n{tb}"),
         }

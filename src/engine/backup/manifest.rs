@@ -240,11 +240,7 @@ pub fn verify(dir: &Path) -> Result<Manifest> {
     for (name, want) in &manifest.files {
         let file = dir.join(name);
         if !file.exists() {
-            return Err(rejected(
-                dir,
-                format!("{name} is missing"),
-                RESTORE_HINT,
-            ));
+            return Err(rejected(dir, format!("{name} is missing"), RESTORE_HINT));
         }
         let have = digest(&file)?;
         if have != *want {

@@ -134,7 +134,9 @@ pub async fn take(
     manifest::ensure_fresh(dir)?;
     export_ledger(conn, dir).await?;
     record_data(conn, dir, options).await?;
-    let info = tools.dump(target, &dir.join(DUMP_FILE), &dump_scope()).await?;
+    let info = tools
+        .dump(target, &dir.join(DUMP_FILE), &dump_scope())
+        .await?;
     save_dump_info(dir, &info)?;
     let identity = manifest::DatabaseIdentity::read(conn).await?;
     manifest::write(dir, kind, identity, plan_fingerprint)

@@ -89,25 +89,27 @@ pub async fn data_at_risk(
         let Some(migration) = project.get(version) else {
             continue;
         };
-        let mut push = |kind, table: String, object: String, rows: i64, statement: Option<String>| {
-            if rows > 0
-                && !found
-                    .iter()
-                    .any(|f| f.version == *version && f.object == object && f.kind == kind)
-            {
-                found.push(DataAtRisk {
-                    version: version.clone(),
-                    migration: migration.file_name(),
-                    kind,
-                    table,
-                    object,
-                    rows,
-                    statement,
-                });
-            }
-        };
+        let mut push =
+            |kind, table: String, object: String, rows: i64, statement: Option<String>| {
+                if rows > 0
+                    && !found
+                        .iter()
+                        .any(|f| f.version == *version && f.object == object && f.kind == kind)
+                {
+                    found.push(DataAtRisk {
+                        version: version.clone(),
+                        migration: migration.file_name(),
+                        kind,
+                        table,
+                        object,
+                        rows,
+                        statement,
+                    });
+                }
+            };
         if let Some((i, _)) = effects.of(version)
-            && let (Some(before), Some(after)) = (effects.prefixes.get(i), effects.prefixes.get(i + 1))
+            && let (Some(before), Some(after)) =
+                (effects.prefixes.get(i), effects.prefixes.get(i + 1))
         {
             for (kind, object, column) in dropped(before, after) {
                 let rows = match &column {
@@ -134,7 +136,13 @@ pub async fn data_at_risk(
                     },
                     None => count(conn, &table, None).await?,
                 };
-                push(kind, table.clone(), table, rows, Some(first_line(statement)));
+                push(
+                    kind,
+                    table.clone(),
+                    table,
+                    rows,
+                    Some(first_line(statement)),
+                );
             }
         }
     }
@@ -253,7 +261,10 @@ fn names(words: &[&str]) -> Vec<String> {
 /// A table name as written, if it is plainly one (letters, digits, `_`,
 /// `$`, dots and double-quoted parts): it is put into a counting query.
 fn table_name(word: &str) -> Option<String> {
-    let word = word.trim().trim_end_matches(';').trim_start_matches("ONLY ");
+    let word = word
+        .trim()
+        .trim_end_matches(';')
+        .trim_start_matches("ONLY ");
     let mut in_quotes = false;
     for c in word.chars() {
         match c {
@@ -359,7 +370,10 @@ mod tests {
         );
         assert!(one("update public.notes set body = '' where id = 1").is_empty());
         assert!(one("create table public.notes (id int)").is_empty());
-        assert!(one("delete from (select 1) x").is_empty(), "not a plain name");
+        assert!(
+            one("delete from (select 1) x").is_empty(),
+            "not a plain name"
+        );
         assert_eq!(
             split_last("public.t.\"a.b\""),
             Some(("public.t".into(), "\"a.b\"".into()))

@@ -229,9 +229,11 @@ fn first_difference(
             })
         }
         (Value::Array(x), Value::Array(y)) => {
-            let common = x.iter().zip(y).enumerate().find_map(|(i, (va, vb))| {
-                first_difference(&format!("{path}[{i}]"), va, vb)
-            });
+            let common = x
+                .iter()
+                .zip(y)
+                .enumerate()
+                .find_map(|(i, (va, vb))| first_difference(&format!("{path}[{i}]"), va, vb));
             common.or_else(|| {
                 (x.len() != y.len()).then(|| {
                     (
@@ -503,7 +505,10 @@ mod tests {
         value["steps"] = serde_json::json!([]);
         let err = Plan::from_json(&value.to_string(), file).unwrap_err();
         assert!(matches!(err, Error::PlanEdited { .. }), "{err}");
-        assert!(err.to_string().contains("does not match its digest"), "{err}");
+        assert!(
+            err.to_string().contains("does not match its digest"),
+            "{err}"
+        );
 
         // Without a digest: refused too.
         value["digest"] = serde_json::json!("");
@@ -514,7 +519,10 @@ mod tests {
         edited.steps.remove(2);
         let (path, file_has, live) = edited.first_difference(&plan).unwrap();
         assert_eq!(path, "plan.steps (length)");
-        assert_eq!((file_has.as_str(), live.as_str()), ("2 entries", "3 entries"));
+        assert_eq!(
+            (file_has.as_str(), live.as_str()),
+            ("2 entries", "3 entries")
+        );
         let mut edited = plan.clone();
         edited.steps[0].title = "x".into();
         assert_eq!(

@@ -182,7 +182,10 @@ fn docker_args(
             args.extend(
                 ["run", "--rm", "--log-driver", "none", "--network", "host"].map(String::from),
             );
-            args.extend(["--label".to_string(), format!("{TOOLS_LABEL}={}", call.tool)]);
+            args.extend([
+                "--label".to_string(),
+                format!("{TOOLS_LABEL}={}", call.tool),
+            ]);
             args.extend(interactive);
             args.extend(pass_on);
             args.extend(mounts.iter().flat_map(|m| ["-v".to_string(), m.clone()]));
@@ -546,7 +549,10 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(dir.path().join("pgpass")).unwrap().permissions().mode();
+            let mode = std::fs::metadata(dir.path().join("pgpass"))
+                .unwrap()
+                .permissions()
+                .mode();
             assert_eq!(mode & 0o777, 0o600);
         }
         assert!(env.contains(&("PGHOST", "db.example.com".to_string())));
