@@ -179,7 +179,7 @@ async fn rehearse_on(server: &PgServer, major: u8) -> anyhow::Result<()> {
     );
     assert_eq!(repair.status.code(), Some(0), "PostgreSQL {major}: {text}");
     assert!(
-        text.contains("Result: **success**") && !text.contains(SECRET),
+        text.contains("Result: **repaired**") && !text.contains(SECRET),
         "{text}"
     );
     let again = phantom_sync(&[
