@@ -21,11 +21,11 @@ pub fn plan_markdown(plan: &Plan, sql: bool) -> String {
         for risk in &plan.data_at_risk {
             let _ = writeln!(
                 out,
-                "- {} **{} {}**: {} rows{}",
+                "- {} **{} {}**: {}{}",
                 risk.migration,
                 risk.kind.label(),
                 risk.object,
-                risk.rows,
+                risk.rows_text(),
                 risk.statement
                     .as_deref()
                     .map(|s| format!(" (`{s}`)"))

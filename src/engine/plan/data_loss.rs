@@ -58,7 +58,9 @@ pub struct DataAtRisk {
     /// The table, or `public.prompts.title` for a column.
     pub object: String,
     /// Rows it holds on the target now (non-null values for a column; for a
-    /// `DELETE … WHERE`, the rows the condition matches when it can be counted).
+    /// `DELETE … WHERE`, the rows the condition matches when it can be
+    /// counted); -1 when counting failed (a timeout, a permission): unknown,
+    /// so at risk.
     pub rows: i64,
     /// The statement's first line, when a statement (not the replay) found it.
     pub statement: Option<String>,
@@ -68,12 +70,21 @@ impl DataAtRisk {
     /// One line: "20250501000000_drop_legacy.sql drops table public.legacy (300 rows)".
     pub fn describe(&self) -> String {
         format!(
-            "{} {} {} ({} rows)",
+            "{} {} {} ({})",
             self.migration,
             self.kind.label(),
             self.object,
-            self.rows
+            self.rows_text()
         )
+    }
+
+    /// "300 rows", or "rows not countable" when counting failed.
+    pub fn rows_text(&self) -> String {
+        if self.rows < 0 {
+            "rows not countable".to_string()
+        } else {
+            format!("{} rows", self.rows)
+        }
     }
 }
 
@@ -313,11 +324,13 @@ async fn count(conn: &mut PgConnection, table: &str, column: Option<&str>) -> Re
 async fn count_where(conn: &mut PgConnection, table: &str, condition: &str) -> Result<Option<i64>> {
     let condition = condition.trim().trim_end_matches(';');
     let sql = format!("SELECT count(*) FROM {table} WHERE {condition}");
-    read_only_count(conn, &sql).await
+    // Not countable on its own: the caller counts the whole table instead.
+    Ok(read_only_count(conn, &sql).await?.filter(|n| *n >= 0))
 }
 
 /// Runs a count in a read-only transaction it rolls back, with a statement
-/// timeout; a failing query (a table that is not there yet) gives `None`.
+/// timeout. A table, schema or column that is not there (yet) gives
+/// `None`; any other failure gives -1 (unknown, so at risk).
 async fn read_only_count(conn: &mut PgConnection, sql: &str) -> Result<Option<i64>> {
     let mut tx = conn
         .begin()
@@ -331,7 +344,13 @@ async fn read_only_count(conn: &mut PgConnection, sql: &str) -> Result<Option<i6
         .fetch_one(&mut *tx)
         .await;
     tx.rollback().await.ok();
-    Ok(counted.ok())
+    match counted {
+        Ok(n) => Ok(Some(n)),
+        Err(e) => match crate::pg::sql::sql_state(&e).as_deref() {
+            Some("42P01" | "3F000" | "42703") => Ok(None),
+            _ => Ok(Some(-1)),
+        },
+    }
 }
 
 #[cfg(test)]
