@@ -10,6 +10,7 @@
 
 mod archive;
 mod guard;
+mod passfile;
 mod run;
 pub use run::TOOLS_LABEL;
 mod script;

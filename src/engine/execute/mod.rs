@@ -18,18 +18,23 @@ use sqlx::postgres::PgConnection;
 
 use crate::engine::backup::{self, DataSnapshot};
 use crate::engine::diagnose::diagnose;
-use crate::engine::effects::{Effects, db_message, first_line};
+use crate::engine::effects::Effects;
 use crate::engine::journal::{Journal, JournalEntry, StepOutcome};
 use crate::engine::outcome::RunOutcome;
 use crate::engine::plan::{Action, Phase, Plan, Step, short_fingerprint};
 use crate::files::now_ms;
-use crate::pg::sql::sql_state;
 use crate::pg::target::Target;
 use crate::pg::tools::PgTools;
 use crate::source::catalog::{Catalog, CatalogOptions};
-use crate::source::ledger::{self, Ledger};
-use crate::source::project::{Migration, Project};
+use crate::source::ledger::Ledger;
+use crate::source::project::Project;
 use crate::{Error, Result};
+
+mod cancel;
+mod units;
+
+pub use cancel::Cancel;
+use units::{apply, repair_ledger};
 
 /// Faults injected on purpose by the harness and the scenario matrix — to
 /// prove the checks catch a broken procedure. Never set them on production.
@@ -48,52 +53,6 @@ pub struct Faults {
     pub reverse_order: bool,
     /// Broken procedure: skip Phase 1 (the backup).
     pub skip_backup: bool,
-}
-
-/// Asks a running repair or rollback to stop: set by the binary on SIGINT
-/// or SIGTERM, checked between steps and awaited during each.
-#[derive(Debug, Clone)]
-pub struct Cancel {
-    sender: std::sync::Arc<tokio::sync::watch::Sender<Option<String>>>,
-}
-
-impl Default for Cancel {
-    fn default() -> Self {
-        Cancel {
-            sender: std::sync::Arc::new(tokio::sync::watch::channel(None).0),
-        }
-    }
-}
-
-impl Cancel {
-    /// A token nobody has cancelled yet.
-    pub fn new() -> Cancel {
-        Cancel::default()
-    }
-
-    /// Asks the run to stop; `by` says why ("SIGINT").
-    pub fn cancel(&self, by: &str) {
-        self.sender.send_replace(Some(by.to_string()));
-    }
-
-    /// Why the run was asked to stop, if it was.
-    pub fn reason(&self) -> Option<String> {
-        self.sender.borrow().clone()
-    }
-
-    /// Resolves once the run is asked to stop, with why.
-    pub async fn cancelled(&self) -> String {
-        let mut receiver = self.sender.subscribe();
-        let by = receiver
-            .wait_for(Option::is_some)
-            .await
-            .map(|by| by.clone().unwrap_or_default());
-        match by {
-            Ok(by) => by,
-            // The sender lives in `self`: never dropped while awaited.
-            Err(_) => std::future::pending().await,
-        }
-    }
 }
 
 /// Everything a run needs besides the plan.
@@ -355,7 +314,7 @@ fn reverse_applies(steps: &mut [&Step]) {
     }
 }
 
-type StepResult = (Option<u64>, Vec<String>);
+pub(crate) type StepResult = (Option<u64>, Vec<String>);
 
 async fn run_step(
     step: &Step,
@@ -477,145 +436,5 @@ async fn run_step(
                 })
             }
         }
-    }
-}
-
-/// Phase 2 in one transaction; the DELETE must remove exactly the planned rows.
-async fn repair_ledger(
-    conn: &mut PgConnection,
-    project: &Project,
-    revert: &[String],
-    record: &[String],
-    rekey: &[(String, String)],
-) -> Result<StepResult> {
-    let mut tx = conn
-        .begin()
-        .await
-        .map_err(Error::db("starting the ledger repair"))?;
-    ledger::ensure_table(&mut tx).await?;
-    let mut detail = Vec::new();
-    let deleted = ledger::mark_reverted(&mut tx, revert).await?;
-    if deleted != revert.len() as u64 {
-        return Err(Error::LedgerRepairMismatch {
-            expected: revert.len() as u64,
-            actual: deleted,
-        });
-    }
-    if !revert.is_empty() {
-        detail.push(format!("DELETE {deleted} ({})", revert.join(", ")));
-    }
-    for version in record {
-        let m = project.get(version).ok_or_else(|| Error::PlanFileMissing {
-            version: version.clone(),
-            dir: project.dir.clone(),
-        })?;
-        ledger::mark_applied(&mut tx, &m.version, &m.name, &m.statements).await?;
-        detail.push(format!("recorded {} as applied", m.file_name()));
-    }
-    for (from, to) in rekey {
-        let name = project.get(to).map(|m| m.name.clone()).unwrap_or_default();
-        ledger::rekey(&mut tx, from, to, &name).await?;
-        detail.push(format!("re-keyed {from} → {to}"));
-    }
-    tx.commit()
-        .await
-        .map_err(Error::db("committing the ledger repair"))?;
-    let after = Ledger::read(conn).await?;
-    let still: Vec<String> = revert
-        .iter()
-        .filter(|v| after.get(v).is_some())
-        .cloned()
-        .collect();
-    if !still.is_empty() {
-        return Err(Error::LedgerRepairIncomplete { versions: still });
-    }
-    Ok((Some(deleted), detail))
-}
-
-/// One migration and its ledger row in one transaction, after `RESET ALL`
-/// and a lock timeout, as the Supabase CLI pushes them.
-async fn apply(conn: &mut PgConnection, m: &Migration, ctx: &Context<'_>) -> Result<()> {
-    let version = m.version.clone();
-    sqlx::raw_sql("RESET ALL")
-        .execute(&mut *conn)
-        .await
-        .map_err(|e| classify(&version, 0, "RESET ALL", e))?;
-    // A client that dies mid-migration (killed, cut off) has its
-    // transaction rolled back within a second, not when the statement ends.
-    sqlx::raw_sql("SET client_connection_check_interval = '1s'")
-        .execute(&mut *conn)
-        .await
-        .map_err(|e| classify(&version, 0, "SET client_connection_check_interval", e))?;
-    let timeout = format!("SET lock_timeout = '{}ms'", ctx.lock_timeout_ms.max(1));
-    sqlx::raw_sql(sqlx::AssertSqlSafe(timeout.clone()))
-        .execute(&mut *conn)
-        .await
-        .map_err(|e| classify(&version, 0, &timeout, e))?;
-    let mut tx = conn
-        .begin()
-        .await
-        .map_err(|e| classify(&version, 0, "BEGIN", e))?;
-    ledger::ensure_table(&mut tx).await?;
-    for (i, statement) in m.statements.iter().enumerate() {
-        if ctx.faults.drop_connection_in.as_deref() == Some(version.as_str())
-            && i + 1 == m.statements.len()
-        {
-            let _ = sqlx::raw_sql("SELECT pg_terminate_backend(pg_backend_pid())")
-                .execute(&mut *tx)
-                .await;
-        }
-        sqlx::raw_sql(sqlx::AssertSqlSafe(statement.clone()))
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| classify(&version, i + 1, statement, e))?;
-    }
-    if ctx.faults.fail_in.as_deref() == Some(version.as_str()) {
-        let injected = "SELECT 1 / 0 AS injected_failure";
-        sqlx::raw_sql(injected)
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| classify(&version, m.statements.len() + 1, injected, e))?;
-    }
-    ledger::mark_applied(&mut tx, &m.version, &m.name, &m.statements)
-        .await
-        .map_err(|e| match e {
-            Error::Database { source, .. } if sql_state(&source).as_deref() == Some("23505") => {
-                Error::AlreadyApplied {
-                    version: version.clone(),
-                }
-            }
-            other => other,
-        })?;
-    tx.commit()
-        .await
-        .map_err(|e| classify(&version, m.statements.len(), "COMMIT", e))
-}
-
-/// Maps a failed statement onto the plan's troubleshooting cases.
-fn classify(version: &str, statement_index: usize, statement: &str, e: sqlx::Error) -> Error {
-    let code = sql_state(&e);
-    let message = db_message(&e);
-    let statement = first_line(statement);
-    let version = version.to_string();
-    match code.as_deref() {
-        Some("42P01") => Error::RelationMissing {
-            version,
-            statement_index,
-            statement,
-            message,
-        },
-        Some("55P03") => Error::LockTimeout {
-            version,
-            statement,
-            message,
-        },
-        Some("57P01") | Some("57014") => Error::ConnectionLost { version, message },
-        Some(_) => Error::MigrationFailed {
-            version,
-            statement_index,
-            statement,
-            message,
-        },
-        None => Error::ConnectionLost { version, message },
     }
 }
