@@ -59,14 +59,44 @@ fn hit_step(parent: &Path) -> anyhow::Result<(RunOutcome, StepOutcome, Vec<Strin
     Ok((journal.result, entry.outcome.clone(), entry.detail.clone()))
 }
 
-/// Runs the repair again (no sleep) and checks the end state.
-async fn rerun_converges(target: &Target, url: &str, work: &Work) -> anyhow::Result<()> {
+/// Runs the repair again (no sleep), into the same backup parent, and
+/// checks the end state — and that the interrupted run's backup folder is
+/// exactly as it was (a rerun never overwrites a backup).
+async fn rerun_converges(
+    target: &Target,
+    url: &str,
+    work: &Work,
+    parent: &Path,
+) -> anyhow::Result<()> {
     set_sleep(target, 0).await?;
-    let parent = work.path("rerun-backups");
+    let before = backup_folders(parent);
+    let contents = |dirs: &[std::path::PathBuf]| -> Vec<(String, Vec<u8>)> {
+        let mut all = Vec::new();
+        for dir in dirs {
+            for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+                if let Ok(bytes) = std::fs::read(entry.path()) {
+                    all.push((entry.path().display().to_string(), bytes));
+                }
+            }
+        }
+        all.sort();
+        all
+    };
+    let kept = contents(&before);
     let tmp = work.path("rerun-tmp");
-    let (code, out) = finish(spawn_repair(url, work, &parent, &tmp)?)?;
+    let (code, out) = finish(spawn_repair(url, work, parent, &tmp)?)?;
     assert_eq!(code, Some(0), "{out}");
     assert!(out.contains("Result: **repaired**"), "{out}");
+    assert_eq!(
+        contents(&before),
+        kept,
+        "the interrupted run's backup is untouched"
+    );
+    assert_eq!(
+        backup_folders(parent).len(),
+        before.len() + 1,
+        "the rerun wrote a new folder"
+    );
     assert_converged(target).await
 }
 
@@ -118,7 +148,7 @@ async fn sigkill_inside_a_migration_then_the_rerun_converges() -> anyhow::Result
     // The server notices the dead client within a second and rolls back.
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_three_rolled_back(&db.target()).await?;
-    rerun_converges(&db.target(), &url, &work).await?;
+    rerun_converges(&db.target(), &url, &work, &parent).await?;
     db.drop_database().await?;
     Ok(())
 }
@@ -146,7 +176,7 @@ async fn a_cut_connection_inside_a_migration_then_the_rerun_converges() -> anyho
     assert_eq!((result, outcome), (RunOutcome::Failed, StepOutcome::Failed));
     assert!(detail.join(" ").contains("connection lost"), "{detail:?}");
     assert_three_rolled_back(&db.target()).await?;
-    rerun_converges(&db.target(), &url, &work).await?;
+    rerun_converges(&db.target(), &url, &work, &parent).await?;
     db.drop_database().await?;
     Ok(())
 }
@@ -190,7 +220,7 @@ async fn a_server_restart_inside_a_migration_then_the_rerun_converges() -> anyho
         let target = moved.target(&db.name);
         wait_until_up(&target).await?;
         assert_three_rolled_back(&target).await?;
-        rerun_converges(&target, &moved.url(&db.name), &work).await
+        rerun_converges(&target, &moved.url(&db.name), &work, &parent).await
     }
     .await;
     server.stop().await?;
@@ -260,7 +290,7 @@ async fn a_signal_inside_a_migration_stops_cleanly_with_exit_130(
     assert!(left.is_empty(), "temporary files left behind: {left:?}");
     // The migration's session was ended, so its transaction is gone now.
     assert_three_rolled_back(&db.target()).await?;
-    rerun_converges(&db.target(), &url, &work).await?;
+    rerun_converges(&db.target(), &url, &work, &parent).await?;
     db.drop_database().await?;
     Ok(())
 }
