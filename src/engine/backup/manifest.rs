@@ -38,7 +38,9 @@ pub enum BackupKind {
 /// Which database a backup belongs to.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DatabaseIdentity {
-    /// The cluster's `system_identifier` (`pg_control_system()`), as text.
+    /// The cluster's `system_identifier` (`pg_control_system()`), as text;
+    /// empty where the role may not call that function (then only the
+    /// database name identifies it).
     pub system_identifier: String,
     /// The database's name.
     pub database: String,
@@ -50,7 +52,8 @@ impl DatabaseIdentity {
     /// The identity of the database `conn` is connected to.
     pub async fn read(conn: &mut PgConnection) -> Result<DatabaseIdentity> {
         let (system_identifier, database, version): (String, String, String) = sqlx::query_as(
-            "SELECT (SELECT system_identifier::text FROM pg_control_system()), \
+            "SELECT CASE WHEN has_function_privilege('pg_control_system()', 'EXECUTE') \
+                         THEN (SELECT system_identifier::text FROM pg_control_system()) ELSE '' END, \
                     current_database()::text, current_setting('server_version_num')",
         )
         .fetch_one(&mut *conn)
@@ -67,6 +70,15 @@ impl DatabaseIdentity {
             database,
             server_major,
         })
+    }
+
+    /// True when `other` is this database: same name, and the same cluster
+    /// when both know theirs.
+    pub fn same_as(&self, other: &DatabaseIdentity) -> bool {
+        self.database == other.database
+            && (self.system_identifier.is_empty()
+                || other.system_identifier.is_empty()
+                || self.system_identifier == other.system_identifier)
     }
 
     fn describe(&self) -> String {
@@ -262,9 +274,7 @@ pub fn verify(dir: &Path) -> Result<Manifest> {
 
 /// Refuses a backup of another database than `live`.
 pub fn check_identity(dir: &Path, manifest: &Manifest, live: &DatabaseIdentity) -> Result<()> {
-    let same = manifest.database.system_identifier == live.system_identifier
-        && manifest.database.database == live.database;
-    if same {
+    if manifest.database.same_as(live) {
         return Ok(());
     }
     Err(rejected(
@@ -291,10 +301,7 @@ pub fn newest_for(parent: &Path, live: &DatabaseIdentity) -> Result<(PathBuf, us
             let Ok(manifest) = serde_json::from_str::<Manifest>(&text) else {
                 continue;
             };
-            if manifest.kind == BackupKind::Repair
-                && manifest.database.system_identifier == live.system_identifier
-                && manifest.database.database == live.database
-            {
+            if manifest.kind == BackupKind::Repair && manifest.database.same_as(live) {
                 found.push((manifest.created_at.clone(), dir));
             }
         }
@@ -370,5 +377,16 @@ mod tests {
         let (newest, count) = newest_for(parent.path(), &identity("app")).unwrap();
         assert_eq!((newest, count), (b, 1));
         assert!(newest_for(parent.path(), &identity("other")).is_err());
+        // Another cluster's database of the same name is another database.
+        let elsewhere = DatabaseIdentity {
+            system_identifier: "7001".into(),
+            ..identity("app")
+        };
+        assert!(!identity("app").same_as(&elsewhere));
+        let unknown = DatabaseIdentity {
+            system_identifier: String::new(),
+            ..identity("app")
+        };
+        assert!(identity("app").same_as(&unknown));
     }
 }
