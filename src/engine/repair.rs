@@ -214,8 +214,10 @@ pub async fn repair(
         Some(planned) => check_planned(planned, &made),
         None => Ok(()),
     }
+    // A refused plan stops here: no backup folder, no journal file.
+    .and_then(|()| made.refused().map_or(Ok(()), Err))
     .and_then(|()| {
-        if made.data_at_risk.is_empty() || options.allow_data_loss || !made.is_runnable() {
+        if made.data_at_risk.is_empty() || options.allow_data_loss {
             return Ok(());
         }
         let summary = made
@@ -227,7 +229,7 @@ pub async fn repair(
         Err(Error::DataAtRisk { summary })
     });
     let backup_dir = match checked.and_then(|()| {
-        if options.new_backup_folder && made.is_runnable() {
+        if options.new_backup_folder {
             manifest::new_folder(&options.backup_dir, &short_fingerprint(&made.fingerprint))
         } else {
             Ok(options.backup_dir.clone())

@@ -116,14 +116,8 @@ pub async fn execute(plan: &Plan, ctx: &Context<'_>) -> std::result::Result<Jour
 }
 
 async fn run(plan: &Plan, ctx: &Context<'_>, journal: &mut Journal) -> Result<()> {
-    if !plan.is_runnable() {
-        let reasons = plan
-            .refusals
-            .iter()
-            .map(|r| format!("{}: {}", r.version, r.reason))
-            .collect::<Vec<_>>()
-            .join("; ");
-        return Err(Error::Refused { reasons });
+    if let Some(refused) = plan.refused() {
+        return Err(refused);
     }
     let backs_up = plan.phase(Phase::Backup).next().is_some() && !ctx.faults.skip_backup;
     if backs_up {

@@ -121,6 +121,18 @@ impl Plan {
         self.refusals.is_empty()
     }
 
+    /// The error a run of this plan stops with, when it has refusals.
+    pub fn refused(&self) -> Option<crate::Error> {
+        (!self.is_runnable()).then(|| crate::Error::Refused {
+            reasons: self
+                .refusals
+                .iter()
+                .map(|r| format!("{}: {}", r.version, r.reason))
+                .collect::<Vec<_>>()
+                .join("; "),
+        })
+    }
+
     /// Steps of a phase.
     pub fn phase(&self, phase: Phase) -> impl Iterator<Item = &Step> {
         self.steps.iter().filter(move |s| s.phase == phase)
