@@ -29,6 +29,8 @@ pub enum ErrorKind {
     Verification,
     /// The run was stopped (a signal, or a fault injected by the harness).
     Interrupted,
+    /// Another repair or rollback holds the target's repair lock; nothing was touched.
+    Busy,
 }
 
 /// Everything that can go wrong, each with its [`ErrorKind`].
@@ -186,6 +188,58 @@ pub enum Error {
     /// A backup folder cannot be used (missing, incomplete or damaged files).
     #[error("backup {}: {problem}", dir.display())]
     Backup { dir: PathBuf, problem: String },
+
+    /// A backup folder failed its manifest or identity check, so a rollback
+    /// from it was refused before anything was touched.
+    #[error("backup {} refused: {problem}; nothing was touched (hint: {hint})", dir.display())]
+    BackupRejected {
+        dir: PathBuf,
+        /// What does not match, naming the file.
+        problem: String,
+        hint: String,
+    },
+
+    /// A repair would write its backup into a folder that already holds files.
+    #[error(
+        "backup folder {} already holds files; a backup is never overwritten (hint: pass a new or empty folder — `phantom-sync repair` makes a new one under --backup-dir for every run)",
+        dir.display()
+    )]
+    BackupExists { dir: PathBuf },
+
+    /// Another phantom-sync run holds the target's repair lock.
+    #[error(
+        "another repair or rollback is running on {target}: {holder}; nothing was touched (hint: phantom-sync runs one repair or rollback at a time per database — wait for that one to finish, then diagnose again; a run whose process died releases the lock when its session ends)"
+    )]
+    Busy {
+        /// The target, password redacted.
+        target: String,
+        /// Who holds the lock: pid, application name, client address, since when.
+        holder: String,
+    },
+
+    /// A plan file's content no longer matches its digest: it was edited.
+    #[error(
+        "plan file {}: its content does not match its digest ({problem}); nothing was touched (hint: a plan file must be used as `phantom-sync plan --out` or `rehearse` wrote it — plan again)",
+        file.display()
+    )]
+    PlanEdited { file: PathBuf, problem: String },
+
+    /// The plan in a plan file differs from the plan the live diagnosis gives.
+    #[error(
+        "the plan file differs from the plan for the database as it is now, first at {path}: the file has {planned}, the database needs {live}; nothing was touched (hint: run the plan that `phantom-sync plan` makes now, after reviewing it)"
+    )]
+    PlanMismatch {
+        /// Where in the plan (a JSON path, e.g. `steps[3].action.revert`).
+        path: String,
+        planned: String,
+        live: String,
+    },
+
+    /// Pending statements would destroy rows; refused without `--allow-data-loss`.
+    #[error(
+        "the plan destroys data: {summary}; nothing was touched (hint: read the plan's \"Data at risk\" list; if losing those rows is intended, run the repair again with --allow-data-loss)"
+    )]
+    DataAtRisk { summary: String },
 }
 
 impl Error {
@@ -223,7 +277,13 @@ impl Error {
             Error::Refused { .. }
             | Error::StalePlan { .. }
             | Error::PlanFileMissing { .. }
-            | Error::RestoreRefused(_) => ErrorKind::Refused,
+            | Error::RestoreRefused(_)
+            | Error::BackupRejected { .. }
+            | Error::BackupExists { .. }
+            | Error::PlanEdited { .. }
+            | Error::PlanMismatch { .. }
+            | Error::DataAtRisk { .. } => ErrorKind::Refused,
+            Error::Busy { .. } => ErrorKind::Busy,
             Error::LedgerRepairMismatch { .. }
             | Error::LedgerRepairIncomplete { .. }
             | Error::AlreadyApplied { .. }

@@ -16,6 +16,29 @@ pub fn now_ms() -> u128 {
         .unwrap_or(0)
 }
 
+/// A UTC time as `(compact, iso)`: `20261128T102511.042Z` (for folder
+/// names, which sort by time) and `2026-11-28T10:25:11.042Z`.
+pub fn utc_stamp(ms: u128) -> (String, String) {
+    let secs = (ms / 1000) as i64;
+    let millis = (ms % 1000) as u32;
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let (h, m, s) = (rem / 3600, rem % 3600 / 60, rem % 60);
+    // Days since 1970-01-01 to a civil date (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (
+        format!("{year:04}{month:02}{day:02}T{h:02}{m:02}{s:02}.{millis:03}Z"),
+        format!("{year:04}-{month:02}-{day:02}T{h:02}:{m:02}:{s:02}.{millis:03}Z"),
+    )
+}
+
 /// Writes `text` to `path` through a temporary file in the same folder and a
 /// rename, creating the folder if needed.
 pub fn write_atomic(path: &Path, text: &str) -> Result<()> {
@@ -63,6 +86,20 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names, vec![std::ffi::OsString::from("file.json")]);
+    }
+
+    #[test]
+    fn utc_stamps_are_calendar_dates() {
+        assert_eq!(
+            utc_stamp(0),
+            (
+                "19700101T000000.000Z".to_string(),
+                "1970-01-01T00:00:00.000Z".to_string()
+            )
+        );
+        // 2024-02-29 23:59:59.999 UTC (a leap day).
+        assert_eq!(utc_stamp(1_709_251_199_999).1, "2024-02-29T23:59:59.999Z");
+        assert_eq!(utc_stamp(1_764_325_511_042).0, "20251128T102511.042Z");
     }
 
     #[test]

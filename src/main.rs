@@ -29,11 +29,66 @@ fn main() -> ExitCode {
             return ExitCode::from(cli::exit::ENVIRONMENT);
         }
     };
-    match runtime.block_on(cli::run(args.command, args.quiet)) {
+    let outcome = runtime.block_on(async {
+        let cancel = phantom_sync::engine::execute::Cancel::new();
+        let signals = tokio::spawn(forward_signals(cancel.clone()));
+        let handles = cli::handles_cancel(&args.command);
+        let running = cli::run(args.command, args.quiet, cancel.clone());
+        tokio::pin!(running);
+        // A repair or rollback stops cleanly on the first signal and is
+        // dropped on the second; other commands are dropped on the first.
+        // Dropping the future drops its temporary folders and containers.
+        let first = tokio::select! {
+            result = &mut running => return result,
+            by = cancel.cancelled() => by,
+        };
+        let stop_now = async {
+            if handles {
+                second_signal().await;
+            }
+        };
+        tokio::select! {
+            result = &mut running, if handles => {
+                signals.abort();
+                result
+            }
+            () = stop_now => Err(phantom_sync::Error::Interrupted {
+                step: "none".into(),
+                by: first,
+            }),
+        }
+    });
+    match outcome {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             eprintln!("error: {}", redact_url(&e.to_string()));
             ExitCode::from(cli::exit::of_error(e.kind()))
         }
     }
+}
+
+/// Turns the first SIGINT or SIGTERM into a cancellation.
+async fn forward_signals(cancel: phantom_sync::engine::execute::Cancel) {
+    let by = next_signal().await;
+    cancel.cancel(by);
+}
+
+/// The next SIGINT or SIGTERM, by name.
+async fn next_signal() -> &'static str {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut int), Ok(mut term)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = int.recv() => "SIGINT",
+        _ = term.recv() => "SIGTERM",
+    }
+}
+
+/// A second signal after the first: stop without waiting.
+async fn second_signal() {
+    next_signal().await;
 }

@@ -30,7 +30,10 @@ const INSIDE: &[(&str, &[&str])] = &[
         "source",
         &["split", "project", "ledger", "catalog", "environment"],
     ),
-    ("pg", &["sql", "url", "tls", "target", "sandbox", "tools"]),
+    (
+        "pg",
+        &["sql", "url", "tls", "target", "lock", "sandbox", "tools"],
+    ),
     (
         "engine",
         &[

@@ -3,37 +3,13 @@
 //! verified end state, a second repair changes nothing, and errors come with
 //! their documented exit codes and without passwords.
 
-use std::path::PathBuf;
-use std::process::{Command, Output};
+mod common;
+use common::{phantom_sync, text};
 
 use phantom_sync::pg::sandbox::Database;
-use phantom_sync::testkit::scenario::{Scenario, build_state};
-
-fn phantom_sync(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_phantom-sync"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env_remove("PHANTOM_DB_URL")
-        .output()
-        .expect("the binary runs")
-}
-
-fn text(output: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
 
 async fn plan_state() -> anyhow::Result<(Database, String)> {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let scenario = Scenario::load(&root.join("scenarios/plan-exact-state.toml"))?;
-    let db = Database::fresh(17, "cli").await?;
-    let mut conn = db.connect().await?;
-    build_state(&scenario, &scenario.project()?, &mut conn).await?;
-    let url = db.server().url(&db.name);
-    Ok((db, url))
+    common::database_in("plan-exact-state", 17, "cli").await
 }
 
 #[tokio::test(flavor = "multi_thread")]

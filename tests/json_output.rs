@@ -4,24 +4,13 @@
 //! schema must be what the code generates, and real outputs of every command
 //! must validate against it.
 
-use std::path::PathBuf;
-use std::process::{Command, Output};
+mod common;
+use common::{phantom_sync, root};
+
+use std::process::Output;
 
 use phantom_sync::pg::sandbox::Database;
 use phantom_sync::testkit::scenario::{Scenario, build_state};
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn phantom_sync(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_phantom-sync"))
-        .args(args)
-        .current_dir(root())
-        .env_remove("PHANTOM_DB_URL")
-        .output()
-        .expect("the binary runs")
-}
 
 fn committed_schema() -> serde_json::Value {
     let text = std::fs::read_to_string(root().join("src/cli/output.schema.json"))

@@ -6,34 +6,15 @@
 //! and with it in the migrations folder the migration reads `applied` and no
 //! drift is left.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
+use common::{phantom_sync, root, text};
+
+use std::path::Path;
 
 use phantom_sync::pg::sandbox::Database;
 use phantom_sync::testkit::scenario::{Scenario, build_state};
 
 const EDITED: &str = "20250411083417";
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn phantom_sync(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_phantom-sync"))
-        .args(args)
-        .current_dir(root())
-        .env_remove("PHANTOM_DB_URL")
-        .output()
-        .expect("the binary runs")
-}
-
-fn text(output: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
 
 fn copy_folder(from: &Path, to: &Path) -> std::io::Result<()> {
     std::fs::create_dir_all(to)?;

@@ -4,8 +4,10 @@
 //! untouched, pass, and hand over a runbook; `repair --plan` then repairs
 //! production, and refuses when production changed after the rehearsal.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+mod common;
+use common::{phantom_sync, root};
+
+use std::path::Path;
 
 use phantom_sync::engine::backup::DataSnapshot;
 use phantom_sync::pg::sandbox::{Database, PgServer, ServerOptions, versions_from_env};
@@ -19,10 +21,6 @@ use pretty_assertions::assert_eq;
 
 const LOGIN: &str = "prod_login";
 const SECRET: &str = "prod-Secret-4711";
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
 
 /// Production: its own container, the plan's state, a non-superuser login.
 async fn production(server: &PgServer) -> anyhow::Result<(Database, String)> {
@@ -72,14 +70,6 @@ fn options(out: &Path, source: Source) -> RehearseOptions {
         out: out.to_path_buf(),
         accept_existing_drift: false,
     }
-}
-
-fn phantom_sync(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_phantom-sync"))
-        .args(args)
-        .current_dir(root())
-        .output()
-        .expect("runs")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

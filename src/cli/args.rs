@@ -78,9 +78,13 @@ pub enum Command {
         /// Required for a database not on this machine: its name, repeated.
         #[arg(long, value_name = "DBNAME")]
         confirm: Option<String>,
-        /// Where Phase 1 writes the backup and the journal.
-        #[arg(long, value_name = "DIR", default_value = phantom_sync::engine::backup::DEFAULT_DIR)]
+        /// The folder under which this run creates its own backup folder,
+        /// `<UTC time>-<short fingerprint>/` (backup and journal; never an existing one).
+        #[arg(long, value_name = "DIR", default_value = phantom_sync::engine::backup::DEFAULT_PARENT)]
         backup_dir: PathBuf,
+        /// Run even though the plan drops, truncates or deletes rows the database holds.
+        #[arg(long)]
+        allow_data_loss: bool,
         /// Print the plan's SQL and stop (touches nothing; needs no --confirm).
         #[arg(long)]
         dry_run: bool,
@@ -98,7 +102,7 @@ pub enum Command {
     Verify {
         #[command(flatten)]
         common: Common,
-        /// A backup folder of a repair: its row counts and checksums must still hold.
+        /// A repair's backup folder, or a parent of backups (the newest of this database is used): its row counts and checksums must still hold.
         #[arg(long, value_name = "DIR")]
         backup_dir: Option<PathBuf>,
         /// Pre-existing drift no step touches is reported, not failed.
@@ -122,9 +126,10 @@ pub enum Command {
     Rollback {
         #[command(flatten)]
         common: Common,
-        /// The backup folder a repair's Phase 1 wrote.
-        #[arg(long, value_name = "DIR", default_value = phantom_sync::engine::backup::DEFAULT_DIR)]
-        backup_dir: PathBuf,
+        /// A backup folder a repair wrote (it holds manifest.json), or a folder
+        /// of them [default: the newest complete backup of this database under .phantom/backups].
+        #[arg(long, value_name = "DIR")]
+        backup_dir: Option<PathBuf>,
         /// Which procedure.
         #[arg(long, value_enum)]
         procedure: ProcedureArg,

@@ -23,6 +23,8 @@ pub const REFUSED: u8 = 6;
 pub const STEP_FAILED: u8 = 7;
 /// The repair ran but verification (or a rollback's proof) failed.
 pub const VERIFICATION_FAILED: u8 = 8;
+/// Another repair or rollback holds the database's repair lock; nothing was touched.
+pub const BUSY: u8 = 9;
 /// Stopped by SIGINT or SIGTERM (128 + 2, as shells report an interrupted program).
 pub const INTERRUPTED: u8 = 130;
 
@@ -40,6 +42,10 @@ pub const TABLE: &[(u8, &str)] = &[
     (REFUSED, "plan refused or stale"),
     (STEP_FAILED, "a repair step failed"),
     (VERIFICATION_FAILED, "verification failed"),
+    (
+        BUSY,
+        "busy: another repair or rollback runs on that database",
+    ),
     (INTERRUPTED, "interrupted (SIGINT/SIGTERM)"),
 ];
 
@@ -54,6 +60,7 @@ pub fn of_error(kind: ErrorKind) -> u8 {
         ErrorKind::StepFailed => STEP_FAILED,
         ErrorKind::Verification => VERIFICATION_FAILED,
         ErrorKind::Interrupted => INTERRUPTED,
+        ErrorKind::Busy => BUSY,
     }
 }
 
@@ -93,6 +100,7 @@ mod tests {
             ErrorKind::StepFailed,
             ErrorKind::Verification,
             ErrorKind::Interrupted,
+            ErrorKind::Busy,
         ] {
             assert!(codes.contains(&of_error(kind)), "{kind:?}");
         }

@@ -10,7 +10,8 @@ pub mod progress;
 use std::path::Path;
 
 use phantom_sync::bench;
-use phantom_sync::engine::backup::{self, BackupSet};
+use phantom_sync::engine::backup::{self, manifest};
+use phantom_sync::engine::execute::Cancel;
 use phantom_sync::engine::inspect::{inspect, server_major};
 use phantom_sync::engine::plan::{Plan, Tolerated};
 use phantom_sync::engine::repair::{RepairOptions, make_plan, repair};
@@ -31,8 +32,14 @@ use phantom_sync::{Error, report};
 use args::{BenchCommand, Command, Common, ProcedureArg, RehearseArgs};
 use output::{document, print_journal};
 
+/// True for the commands that stop cleanly on a [`Cancel`] themselves
+/// (the others are simply dropped on SIGINT / SIGTERM).
+pub fn handles_cancel(command: &Command) -> bool {
+    matches!(command, Command::Repair { .. } | Command::Rollback { .. })
+}
+
 /// Runs one command; `Ok` carries the exit code of a command that ran.
-pub async fn run(command: Command, quiet: bool) -> Result<u8, Error> {
+pub async fn run(command: Command, quiet: bool, cancel: Cancel) -> Result<u8, Error> {
     match command {
         Command::Rehearse(args) => rehearse_command(args, quiet).await,
         Command::List(c) => list(c, false).await,
@@ -46,7 +53,7 @@ pub async fn run(command: Command, quiet: bool) -> Result<u8, Error> {
         } => {
             let target = Target::parse(&common.db_url)?;
             let mut options =
-                RepairOptions::new(&common.migrations, Path::new(backup::DEFAULT_DIR));
+                RepairOptions::new(&common.migrations, Path::new(backup::DEFAULT_PARENT));
             options.plan.revert_remote_only = revert_remote_only;
             options.plan.accept_existing_drift = accept_existing_drift;
             let tools = tools_for(&target).await?;
@@ -72,6 +79,7 @@ pub async fn run(command: Command, quiet: bool) -> Result<u8, Error> {
             plan,
             confirm,
             backup_dir,
+            allow_data_loss,
             dry_run,
             revert_remote_only,
             live_tables,
@@ -82,6 +90,9 @@ pub async fn run(command: Command, quiet: bool) -> Result<u8, Error> {
                 check_confirm(&target, confirm.as_deref())?;
             }
             let mut options = RepairOptions::new(&common.migrations, &backup_dir);
+            options.new_backup_folder = true;
+            options.allow_data_loss = allow_data_loss;
+            options.cancel = cancel;
             options.plan.revert_remote_only = revert_remote_only;
             options.plan.accept_existing_drift = accept_existing_drift;
             options.verify.live_tables = live_tables;
@@ -109,8 +120,11 @@ pub async fn run(command: Command, quiet: bool) -> Result<u8, Error> {
         } => {
             let target = Target::parse(&common.db_url)?;
             let options = CatalogOptions::default();
+            // A backup folder, or the newest complete one of this database under a parent.
             let before = match &backup_dir {
-                Some(dir) => Some(backup::load_data(dir)?),
+                Some(dir) => Some(backup::load_data(
+                    &backup_to_use(&target, Some(dir.as_path())).await?,
+                )?),
                 None => None,
             };
             let inspection = inspect(&target, &common.migrations, &options).await?;
@@ -161,11 +175,22 @@ pub async fn run(command: Command, quiet: bool) -> Result<u8, Error> {
                 ProcedureArg::DroppedTables => Procedure::DroppedTables(tables),
                 ProcedureArg::Ledger => Procedure::Ledger,
             };
-            let set = BackupSet::load(&backup_dir)?;
             let tools = tools_for(&target).await?;
-            let done =
-                rollback::rollback(&target, &tools, &set, procedure, &CatalogOptions::default())
-                    .await?;
+            let dir = backup_to_use(&target, backup_dir.as_deref()).await?;
+            let parent = dir.parent().unwrap_or(Path::new(".")).to_path_buf();
+            let stamp = phantom_sync::files::utc_stamp(phantom_sync::files::now_ms()).0;
+            let safety = parent.join(format!("{stamp}-pre-rollback"));
+            let catalog = CatalogOptions::default();
+            let rolling = rollback::rollback(&target, &tools, &dir, procedure, &catalog, &safety);
+            let done = tokio::select! {
+                done = rolling => done?,
+                by = cancel.cancelled() => {
+                    return Err(Error::Interrupted {
+                        step: "inside the rollback (each restore is one transaction, rolled back when cut off)".into(),
+                        by,
+                    });
+                }
+            };
             if common.json {
                 println!("{}", document("rollback", &done));
             } else {
@@ -229,6 +254,38 @@ pub async fn run(command: Command, quiet: bool) -> Result<u8, Error> {
     }
 }
 
+/// The backup folder a rollback uses: `dir` when it is one (it holds
+/// `manifest.json`, or nothing else looks like a folder of backups), else the
+/// newest complete backup of the target's database in `dir` (default
+/// [`backup::DEFAULT_PARENT`]), named on stderr.
+async fn backup_to_use(target: &Target, dir: Option<&Path>) -> Result<std::path::PathBuf, Error> {
+    let parent = match dir {
+        Some(d) if d.join(manifest::MANIFEST_FILE).exists() => return Ok(d.to_path_buf()),
+        Some(d) if !holds_backups(d) => return Ok(d.to_path_buf()),
+        Some(d) => d.to_path_buf(),
+        None => std::path::PathBuf::from(backup::DEFAULT_PARENT),
+    };
+    let mut conn = target.connect().await?;
+    let live = manifest::DatabaseIdentity::read(&mut conn).await?;
+    let (newest, count) = manifest::newest_for(&parent, &live)?;
+    eprintln!(
+        "using the backup {} — the newest complete backup of database {:?} in {} ({count} found; pick another with --backup-dir)",
+        newest.display(),
+        live.database,
+        parent.display()
+    );
+    Ok(newest)
+}
+
+/// True when a subfolder of `dir` holds a manifest.
+fn holds_backups(dir: &Path) -> bool {
+    std::fs::read_dir(dir).is_ok_and(|entries| {
+        entries
+            .flatten()
+            .any(|e| e.path().join(manifest::MANIFEST_FILE).exists())
+    })
+}
+
 async fn list(c: Common, full: bool) -> Result<u8, Error> {
     let target = Target::parse(&c.db_url)?;
     let inspection = inspect(&target, &c.migrations, &CatalogOptions::default()).await?;
@@ -259,7 +316,9 @@ async fn repair_command(
         Ok(done) => {
             print_journal(&done.journal, as_json);
             output::save_journal_markdown(&done.journal);
-            eprintln!("journal and backup in {}", options.backup_dir.display());
+            if let Some(dir) = done.journal.path.as_ref().and_then(|p| p.parent()) {
+                eprintln!("journal and backup in {}", dir.display());
+            }
             Ok(exit::of_outcome(done.outcome()))
         }
         Err(stopped) => {

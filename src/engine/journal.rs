@@ -25,6 +25,11 @@ pub enum StepOutcome {
     Failed,
     /// Not run because an earlier step failed or was interrupted.
     NotRun,
+    /// Started and not finished: what a killed run's journal says of the
+    /// step it died in.
+    Started,
+    /// Stopped by a signal while running; its transaction was rolled back.
+    Interrupted,
 }
 
 /// One executed step.

@@ -101,6 +101,7 @@ async fn rehearse_on(
             ..Default::default()
         }
         .for_plan(plan),
+        cancel: crate::engine::execute::Cancel::new(),
     };
     match execute(plan, &ctx).await {
         Ok(_) => Ok(None),

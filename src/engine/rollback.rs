@@ -5,12 +5,19 @@
 //! 2. wrong tables dropped — recreate them from the dump, and prove their
 //!    counts and checksums equal Phase 1's;
 //! 3. the ledger is corrupted — restore it from the export.
+//!
+//! Before anything is touched a rollback takes the repair lock, checks the
+//! backup — its manifest (every file's SHA-256), that it is a backup of this
+//! very database, that the dump reads (`pg_restore --list`) — and takes a
+//! safety backup of the state it is about to replace, into a new folder.
 
 use serde::{Deserialize, Serialize};
 use sqlx::Connection;
 
+use crate::engine::backup::manifest::{self, BackupKind, DatabaseIdentity};
 use crate::engine::backup::{BackupSet, DataSnapshot};
 use crate::engine::verify::Check;
+use crate::pg::lock::RepairLock;
 use crate::pg::target::Target;
 use crate::pg::tools::PgTools;
 use crate::source::catalog::{Catalog, CatalogOptions, diff};
@@ -65,16 +72,78 @@ impl RollbackReport {
     }
 }
 
-/// Runs `procedure` against `target` from `backup`.
+/// Runs `procedure` against `target` from the backup folder `backup_dir`, after checking the
+/// backup and saving the current state into `safety_dir` (a new folder).
 pub async fn rollback(
     target: &Target,
     tools: &PgTools,
-    backup: &BackupSet,
+    backup_dir: &std::path::Path,
     procedure: Procedure,
     options: &CatalogOptions,
+    safety_dir: &std::path::Path,
+) -> Result<RollbackReport> {
+    let lock = RepairLock::take(target, "rollback").await?;
+    let result = locked(target, tools, backup_dir, procedure, options, safety_dir).await;
+    lock.release().await;
+    result
+}
+
+/// Checks `dir` as a backup of the database `conn` is connected to: the
+/// manifest and every file's hash, the identity, the dump's table of contents.
+pub async fn check_backup(
+    conn: &mut sqlx::PgConnection,
+    tools: &PgTools,
+    dir: &std::path::Path,
+) -> Result<manifest::Manifest> {
+    let checked = manifest::verify(dir)?;
+    let live = DatabaseIdentity::read(conn).await?;
+    manifest::check_identity(dir, &checked, &live)?;
+    let dump = dir.join(crate::engine::backup::DUMP_FILE);
+    tools
+        .check_archive(&dump)
+        .await
+        .map_err(|e| Error::BackupRejected {
+            dir: dir.to_path_buf(),
+            problem: format!(
+                "{} cannot be read as a pg_dump archive: {e}",
+                crate::engine::backup::DUMP_FILE
+            ),
+            hint: "pick another backup with --backup-dir".into(),
+        })?;
+    Ok(checked)
+}
+
+async fn locked(
+    target: &Target,
+    tools: &PgTools,
+    backup_dir: &std::path::Path,
+    procedure: Procedure,
+    options: &CatalogOptions,
+    safety_dir: &std::path::Path,
 ) -> Result<RollbackReport> {
     let mut steps = Vec::new();
     let mut conn = target.connect().await?;
+    check_backup(&mut conn, tools, backup_dir).await?;
+    // What was verified is what is used.
+    let backup = &BackupSet::load(backup_dir)?;
+    steps.push(format!(
+        "checked the backup {}: every file's sha256 equals manifest.json, it is this database's, the dump reads",
+        backup.dir.display()
+    ));
+    crate::engine::backup::take(
+        &mut conn,
+        target,
+        tools,
+        safety_dir,
+        options,
+        BackupKind::PreRollback,
+        "",
+    )
+    .await?;
+    steps.push(format!(
+        "saved the state before the rollback to {}",
+        safety_dir.display()
+    ));
     let procedure = match procedure {
         Procedure::DroppedTables(t) if t.is_empty() => {
             let live = Catalog::introspect(&mut conn, options).await?;

@@ -12,7 +12,7 @@ use sqlx::postgres::{PgConnectOptions, PgConnection};
 
 use crate::pg::tls::TlsSettings;
 pub use crate::pg::url::redact_url;
-use crate::pg::url::url_password;
+use crate::pg::url::{describe, normalise, readable, redact_whole_url, url_password};
 use crate::{Error, Result};
 
 /// How long we wait for a server to accept a connection before giving up.
@@ -34,24 +34,43 @@ impl Target {
     /// (the URL's `sslmode`, `sslrootcert`, `sslcert`, `sslkey`, else the
     /// `PGSSL*` variables, else libpq's defaults).
     pub fn parse(url: &str) -> Result<Target> {
-        let redacted = redact_url(url);
+        // Errors name the host and database only: the URL may not even be
+        // split where its password ends.
+        let named = match describe(url) {
+            d if d.is_empty() => "--db-url".to_string(),
+            d => format!("--db-url ({d})"),
+        };
         if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
             return Err(Error::Invalid(format!(
-                "--db-url {redacted}: not a PostgreSQL URL (hint: use postgres://user:password@host:5432/database)"
+                "{named}: not a PostgreSQL URL (hint: use postgres://user:password@host:5432/database)"
             )));
         }
-        let tls = TlsSettings::from_url(url)
-            .map_err(|message| Error::Invalid(format!("--db-url {redacted}: {message}")))?;
-        let options = PgConnectOptions::from_str(url).map_err(|e| {
+        if !readable(url) {
+            return Err(Error::Invalid(format!(
+                "{named}: no host follows the `@` that would end the password (hint: use postgres://user:password@host:5432/database)"
+            )));
+        }
+        let password = url_password(url);
+        let scrub = |text: String| {
+            let text = redact_url(&text);
+            match &password {
+                Some(p) if p.len() >= 4 => text.replace(p.as_str(), "***"),
+                _ => text,
+            }
+        };
+        let normal = normalise(url);
+        let tls = TlsSettings::from_url(&normal)
+            .map_err(|message| Error::Invalid(format!("{named}: {}", scrub(message))))?;
+        let options = PgConnectOptions::from_str(&normal).map_err(|e| {
             Error::Invalid(format!(
-                "--db-url {redacted}: {} (hint: use postgres://user:password@host:5432/database)",
-                redact_url(&e.to_string())
+                "{named}: {} (hint: use postgres://user:password@host:5432/database; special characters in the password may be written as they are or %-encoded)",
+                scrub(e.to_string())
             ))
         })?;
         Ok(Target {
             options,
-            redacted,
-            password: url_password(url),
+            redacted: redact_whole_url(&normal),
+            password,
             tls,
         })
     }
@@ -104,6 +123,14 @@ impl Target {
     pub fn with_tls(mut self, tls: TlsSettings) -> Target {
         self.tls = tls;
         self
+    }
+
+    /// The same target, its connections named `name` in `pg_stat_activity`.
+    pub fn with_application_name(&self, name: &str) -> Target {
+        Target {
+            options: self.options.clone().application_name(name),
+            ..self.clone()
+        }
     }
 
     /// The database name (what `--confirm` must repeat).
@@ -254,7 +281,10 @@ mod tests {
             let text = err.to_string();
             assert!(matches!(err, Error::Invalid(_)), "{url}: {text}");
             assert!(!text.contains("topsecret"), "{text}");
-            assert!(text.starts_with("--db-url postgres://app"), "{text}");
+            assert!(
+                text.starts_with("--db-url (host db.example.com, database prod): "),
+                "{text}"
+            );
             assert!(text.contains("hint:"), "{text}");
         }
         let err = Target::parse("postgres://a:topsecret@h/db?sslmode=Bogus").unwrap_err();

@@ -35,14 +35,31 @@ pub(crate) async fn drill(
 ) -> Result<RollbackReport> {
     let copy = restore_copy(capture, dump, "drill").await?;
     let backup_dir = out.join(format!("drill-{}", procedure.slug()));
+    let safety_dir = out.join(format!("drill-{}-before-rollback", procedure.slug()));
+    // Backups of throw-away copies from an earlier rehearsal make way.
+    for dir in [&backup_dir, &safety_dir] {
+        match std::fs::remove_dir_all(dir) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(Error::io("remove", dir.as_path())(e));
+            }
+            _ => {}
+        }
+    }
     let mut options = RepairOptions::new(&capture.migrations, &backup_dir);
     options.predict = false;
     let tools = PgTools::for_database(&copy);
     let target = copy.target();
     let result = async {
         cause_mishap(&target, &tools, &mut options, &procedure).await?;
-        let set = BackupSet::load(&backup_dir)?;
-        rollback(&target, &tools, &set, procedure, &options.catalog).await
+        rollback(
+            &target,
+            &tools,
+            &backup_dir,
+            procedure,
+            &options.catalog,
+            &safety_dir,
+        )
+        .await
     }
     .await;
     copy.drop_database().await?;

@@ -247,7 +247,17 @@ async fn repair_copy(
     out: &Path,
     accept_existing_drift: bool,
 ) -> Result<Rehearsal> {
-    let mut options = RepairOptions::new(&capture.migrations, &out.join("backup"));
+    let backup_dir = out.join("backup");
+    // The backup of an earlier rehearsal's throw-away copy makes way.
+    match std::fs::remove_dir_all(&backup_dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            return Err(Error::io("remove", backup_dir)(e));
+        }
+        _ => {}
+    }
+    let mut options = RepairOptions::new(&capture.migrations, &backup_dir);
+    // A copy: the plan's data at risk is shown in the runbook, and lost here.
+    options.allow_data_loss = true;
     options.plan.accept_existing_drift = accept_existing_drift;
     let tools = PgTools::for_database(copy);
     let mut outcome = repair(&copy.target(), &tools, &options).await;

@@ -35,12 +35,7 @@ pub fn journal_markdown(j: &Journal) -> String {
 /// timings, for reports that show those their own way (the runbook).
 pub fn journal_body(j: &Journal) -> String {
     let mut out = String::new();
-    for phase in [
-        Phase::Backup,
-        Phase::LedgerRepair,
-        Phase::Reapply,
-        Phase::Verify,
-    ] {
+    for phase in Phase::ALL {
         let entries: Vec<_> = j.phase(phase).collect();
         if entries.is_empty() {
             continue;
@@ -55,6 +50,8 @@ pub fn journal_body(j: &Journal) -> String {
                 StepOutcome::Done => "✓ done",
                 StepOutcome::Failed => "✗ failed",
                 StepOutcome::NotRun => "not run",
+                StepOutcome::Started => "⚠ started, never finished (process killed?)",
+                StepOutcome::Interrupted => "⚠ interrupted (rolled back)",
             };
             let rows = e.rows_affected.map(|r| r.to_string()).unwrap_or_default();
             let _ = writeln!(

@@ -13,6 +13,27 @@ pub fn plan_markdown(plan: &Plan, sql: bool) -> String {
         "Plan for diagnosis {}\n",
         short_fingerprint(&plan.fingerprint)
     );
+    if !plan.data_at_risk.is_empty() {
+        out.push_str(
+            "**DATA AT RISK** — these statements destroy rows the database holds now; \
+             `repair` refuses them unless given `--allow-data-loss`:\n\n",
+        );
+        for risk in &plan.data_at_risk {
+            let _ = writeln!(
+                out,
+                "- {} **{} {}**: {}{}",
+                risk.migration,
+                risk.kind.label(),
+                risk.object,
+                risk.rows_text(),
+                risk.statement
+                    .as_deref()
+                    .map(|s| format!(" (`{s}`)"))
+                    .unwrap_or_default()
+            );
+        }
+        out.push('\n');
+    }
     for refusal in &plan.refusals {
         let _ = writeln!(out, "REFUSED — {}: {}", refusal.version, refusal.reason);
         if let Some(statement) = &refusal.statement {
@@ -29,12 +50,7 @@ pub fn plan_markdown(plan: &Plan, sql: bool) -> String {
     for warning in &plan.warnings {
         let _ = writeln!(out, "warning: {warning}");
     }
-    for phase in [
-        Phase::Backup,
-        Phase::LedgerRepair,
-        Phase::Reapply,
-        Phase::Verify,
-    ] {
+    for phase in Phase::ALL {
         let steps: Vec<_> = plan.phase(phase).collect();
         let _ = writeln!(out, "\n### {}\n", phase.title());
         if steps.is_empty() {

@@ -150,8 +150,7 @@ fn commands_markdown(r: &Runbook<'_>) -> String {
 pub(crate) const COMMANDS_INTRO: &str = "With `PHANTOM_DB_URL` set to production, from the folder the rehearsal ran in, and `<database name>` replaced by its database's name:";
 
 /// What the rollbacks are for.
-pub(crate) const ROLLBACKS_INTRO: &str =
-    "If something goes wrong, the rollbacks (each one drilled on a fresh copy, below):";
+pub(crate) const ROLLBACKS_INTRO: &str = "If something goes wrong, the rollbacks (each one drilled on a fresh copy, below). Each uses the newest complete backup of this database under `.phantom/backups/`, checks it against its manifest first and names it; add `--backup-dir <folder>` to pick another:";
 
 /// A part of the runbook below its verdict, as Markdown (heading included).
 pub(crate) struct Section {
@@ -229,12 +228,7 @@ pub(crate) fn sections(r: &Runbook<'_>) -> Vec<Section> {
 /// GitHub and the HTML page fold, and a terminal shows as it is).
 fn plan_steps(plan: &Plan) -> String {
     let mut out = String::new();
-    for phase in [
-        Phase::Backup,
-        Phase::LedgerRepair,
-        Phase::Reapply,
-        Phase::Verify,
-    ] {
+    for phase in Phase::ALL {
         let _ = writeln!(out, "### {}\n", phase.title());
         let steps: Vec<_> = plan.phase(phase).collect();
         if steps.is_empty() {

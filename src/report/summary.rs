@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use super::runbook::Runbook;
-use crate::engine::backup::DEFAULT_DIR;
+use crate::engine::backup::DEFAULT_PARENT;
 use crate::engine::diagnose::{Diagnosis, Status};
 use crate::engine::outcome::RunOutcome;
 use crate::engine::plan::{Action, Phase, Plan};
@@ -135,18 +135,13 @@ pub fn phases(r: &Runbook<'_>) -> Vec<PhaseSummary> {
         .journal
         .and_then(|j| j.verification.as_ref())
         .map(|v| v.preservation.len());
-    [
-        Phase::Backup,
-        Phase::LedgerRepair,
-        Phase::Reapply,
-        Phase::Verify,
-    ]
-    .into_iter()
-    .map(|phase| PhaseSummary {
-        title: phase.title(),
-        does: phase_does(plan, phase, &names, tables),
-    })
-    .collect()
+    Phase::ALL
+        .into_iter()
+        .map(|phase| PhaseSummary {
+            title: phase.title(),
+            does: phase_does(plan, phase, &names, tables),
+        })
+        .collect()
 }
 
 fn phase_does(
@@ -161,7 +156,7 @@ fn phase_does(
     };
     match phase {
         Phase::Backup => format!(
-            "Export the migration history, record row counts and checksums of every table, and dump the database with the server's own pg_dump, into `{DEFAULT_DIR}`."
+            "Export the migration history, record row counts and checksums of every table, and dump the database with the server's own pg_dump, into a new folder under `{DEFAULT_PARENT}/` with a manifest of every file."
         ),
         Phase::LedgerRepair => {
             let mut parts = Vec::new();
@@ -224,6 +219,8 @@ fn phase_does(
 /// How bad a risk is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum RiskKind {
+    /// A pending statement destroys rows that are there now.
+    DataLoss,
     /// The plan will not run until this is dealt with.
     Refusal,
     /// The plan runs, but this deserves a look first.
@@ -234,6 +231,7 @@ impl RiskKind {
     /// The word shown before the risk.
     pub fn label(self) -> &'static str {
         match self {
+            RiskKind::DataLoss => "Data loss",
             RiskKind::Refusal => "Refused",
             RiskKind::Warning => "Warning",
         }
@@ -261,6 +259,13 @@ pub fn risks(r: &Runbook<'_>) -> Vec<Risk> {
     let Some(plan) = r.plan else {
         return Vec::new();
     };
+    let losses = plan.data_at_risk.iter().map(|loss| Risk {
+        kind: RiskKind::DataLoss,
+        version: Some(loss.version.clone()),
+        text: loss.describe(),
+        statement: loss.statement.clone(),
+        options: Vec::new(),
+    });
     let refusals = plan.refusals.iter().map(|refusal| Risk {
         kind: RiskKind::Refusal,
         version: Some(refusal.version.clone()),
@@ -278,7 +283,7 @@ pub fn risks(r: &Runbook<'_>) -> Vec<Risk> {
         statement: None,
         options: Vec::new(),
     });
-    refusals.chain(warnings).collect()
+    losses.chain(refusals).chain(warnings).collect()
 }
 
 /// What the rehearsal proved about the data that was there: one sentence,
@@ -333,9 +338,15 @@ pub fn commands(r: &Runbook<'_>) -> Vec<Command> {
                 r.out.join("plan.json").display()
             ),
             confirm,
-            &format!("--backup-dir {DEFAULT_DIR}"),
         ]),
     }];
+    let at_risk = r.plan.is_some_and(|p| !p.data_at_risk.is_empty());
+    if at_risk {
+        out[0].label.push_str(
+            "; the plan destroys data (see the data at risk): --allow-data-loss says you accept it",
+        );
+        out[0].line.push_str(" \\\n    --allow-data-loss");
+    }
     let rollbacks = [
         (
             Procedure::FailedMigration,
@@ -358,7 +369,6 @@ pub fn commands(r: &Runbook<'_>) -> Vec<Command> {
             ),
             line: lines(&[
                 &format!("phantom-sync rollback --procedure {}", procedure.slug()),
-                &format!("--backup-dir {DEFAULT_DIR}"),
                 confirm,
             ]),
         });

@@ -4,10 +4,12 @@
 //! `ledger.txt` laid out like `migration list`), the row counts and content
 //! checksums of every table (Step 1.3, computed by [`checksum`]), the catalog
 //! before the repair, and a dump made with the server's own major
-//! (`dump.pgcustom` with its size and hash in `dump.json`). The rollbacks
-//! read it back as a [`BackupSet`].
+//! (`dump.pgcustom` with its size and hash in `dump.json`), and last the
+//! [`manifest`] that makes it complete and verifiable. Every repair writes a
+//! new folder; the rollbacks read one back as a [`BackupSet`].
 
 pub mod checksum;
+pub mod manifest;
 
 use std::path::{Path, PathBuf};
 
@@ -22,12 +24,14 @@ use crate::pg::tools::{DumpInfo, DumpScope};
 use crate::source::catalog::{Catalog, CatalogOptions, PLATFORM_SCHEMAS};
 use crate::source::ledger::{self, Ledger};
 
-/// Where a repair writes its backup and journal unless told otherwise.
-pub const DEFAULT_DIR: &str = ".phantom/backup";
+/// The folder under which every repair writes a new backup folder
+/// (`<UTC time>-<short fingerprint>/`) unless told otherwise; `rollback`
+/// looks here for the newest complete backup of its database.
+pub const DEFAULT_PARENT: &str = ".phantom/backups";
 
 /// The pg_dump file inside a backup folder.
 pub const DUMP_FILE: &str = "dump.pgcustom";
-const LEDGER_JSON: &str = "ledger.json";
+pub(crate) const LEDGER_JSON: &str = "ledger.json";
 const LEDGER_TXT: &str = "ledger.txt";
 const DATA_JSON: &str = "data.json";
 const CATALOG_JSON: &str = "catalog.json";
@@ -115,6 +119,29 @@ pub fn save_dump_info(dir: &Path, info: &DumpInfo) -> Result<()> {
     write_atomic(&dir.join(DUMP_JSON), &to_json(info))
 }
 
+/// A whole backup of `target` into the new folder `dir` — ledger, counts
+/// and checksums, catalog, dump, then the manifest — as Phase 1 takes it;
+/// the rollback's safety backup of the state it is about to replace.
+pub async fn take(
+    conn: &mut PgConnection,
+    target: &crate::pg::target::Target,
+    tools: &crate::pg::tools::PgTools,
+    dir: &Path,
+    options: &CatalogOptions,
+    kind: manifest::BackupKind,
+    plan_fingerprint: &str,
+) -> Result<manifest::Manifest> {
+    manifest::ensure_fresh(dir)?;
+    export_ledger(conn, dir).await?;
+    record_data(conn, dir, options).await?;
+    let info = tools
+        .dump(target, &dir.join(DUMP_FILE), &dump_scope())
+        .await?;
+    save_dump_info(dir, &info)?;
+    let identity = manifest::DatabaseIdentity::read(conn).await?;
+    manifest::write(dir, kind, identity, plan_fingerprint)
+}
+
 /// The data snapshot of a backup folder.
 pub fn load_data(dir: &Path) -> Result<DataSnapshot> {
     parse_json(&dir.join(DATA_JSON))
@@ -128,7 +155,7 @@ fn read(path: &Path) -> Result<String> {
     std::fs::read_to_string(path).map_err(|e| Error::Backup {
         dir: path.parent().unwrap_or(Path::new(".")).to_path_buf(),
         problem: format!(
-            "cannot read {}: {e} (hint: pass the folder that a repair's Phase 1 wrote, e.g. --backup-dir {DEFAULT_DIR})",
+            "cannot read {}: {e} (hint: pass a folder that a repair's Phase 1 wrote, one of those under {DEFAULT_PARENT})",
             path.display()
         ),
     })

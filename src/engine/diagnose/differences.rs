@@ -33,12 +33,13 @@ pub(super) fn classify(entries: &[Entry], effects: &Effects, live: &Catalog) -> 
             Change::Unexpected { found } | Change::Changed { found, .. } => found,
         };
         let table = owner_table(&d.key, definition, &tables);
-        // The environment's only on an object the target already has: a
-        // missing object's grants come with it when the repair creates it.
-        if effects.grants.is_environment(&d.key) && grant_object_exists(&d.key, live) {
-            out.environment.push(d.describe());
-        } else if touched.covers(&d.key, table.as_deref()) {
+        // What a step creates, alters or drops is the repair's, grants
+        // included; the environment's are grants on the other objects the
+        // target already has (a missing object's come with it).
+        if touched.covers(&d.key, table.as_deref()) {
             out.to_close.push(d.describe());
+        } else if effects.grants.is_environment(&d.key) && grant_object_exists(&d.key, live) {
+            out.environment.push(d.describe());
         } else {
             out.pre_existing.push(Drift {
                 description: d.describe(),

@@ -10,7 +10,9 @@
 
 mod archive;
 mod guard;
+mod passfile;
 mod run;
+pub use run::TOOLS_LABEL;
 mod script;
 mod toc;
 
@@ -173,6 +175,12 @@ impl PgTools {
                 ))
             })?;
         Ok((written, major))
+    }
+
+    /// Reads an archive's table of contents (`pg_restore --list`): fails
+    /// unless it is a whole, readable custom-format archive.
+    pub async fn check_archive(&self, dump: &Path) -> Result<()> {
+        archive::list(self, dump).await.map(|_| ())
     }
 
     /// Every role an archive names — owners and grantees — so that a

@@ -95,6 +95,7 @@ async fn run_on(
     options.faults = scenario.faults::<Faults>()?;
     options.plan.accept_existing_drift = scenario.procedure.accept_existing_drift;
     options.plan.revert_remote_only = scenario.procedure.revert_remote_only;
+    options.allow_data_loss = scenario.procedure.allow_data_loss;
     if let Some(ms) = scenario.procedure.lock_timeout_ms {
         options.plan.lock_timeout_ms = ms;
     }

@@ -196,6 +196,13 @@ pub struct Procedure {
     /// `--revert-remote-only`: delete ledger rows without a local file.
     #[serde(default)]
     pub revert_remote_only: bool,
+    /// Run even though the plan destroys rows (`repair --allow-data-loss`).
+    #[serde(default)]
+    pub allow_data_loss: bool,
+}
+
+fn one_writer() -> u32 {
+    1
 }
 
 /// The procedures a scenario can run.
@@ -232,8 +239,11 @@ impl Run {
 pub struct ConcurrentWrites {
     /// The schema-qualified table written to: it alone may change, by exactly `rows` rows.
     pub table: String,
-    /// How many times `insert` runs, each in its own transaction.
+    /// How many times `insert` runs in all, each in its own transaction.
     pub rows: u32,
+    /// Sessions writing at once, each making its share of `rows` (default 1).
+    #[serde(default = "one_writer")]
+    pub writers: u32,
     /// One statement that inserts one row into `table`.
     pub insert: String,
 }

@@ -208,11 +208,11 @@ fn procedure_fields(scenario: &Scenario) -> Result<()> {
     }
     if let Some(writes) = &procedure.concurrent_writes {
         qualified_table(scenario, "procedure.concurrent_writes.table", &writes.table)?;
-        if writes.rows == 0 || writes.insert.trim().is_empty() {
+        if writes.rows == 0 || writes.writers == 0 || writes.insert.trim().is_empty() {
             return Err(invalid(
                 scenario,
                 "procedure.concurrent_writes",
-                "needs rows > 0 and an insert statement",
+                "needs rows > 0, writers > 0 and an insert statement",
                 "e.g. { table = \"public.collections\", rows = 200, insert = \"insert into …\" }",
             ));
         }

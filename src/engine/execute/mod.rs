@@ -2,7 +2,13 @@
 //! Every unit of work is one transaction (the ledger repair; each migration
 //! with its ledger row), so a repair interrupted anywhere — connection lost,
 //! process killed — leaves a state from which running it again converges to
-//! the same end, and never applies a migration twice.
+//! the same end, and never applies a migration twice. The journal records a
+//! step when it starts and again when it ends, so a killed run's journal
+//! names the step it died in. A [`Cancel`] (SIGINT, SIGTERM) stops the run
+//! between steps, or inside one by ending its session, whose transaction the
+//! server then rolls back. Nothing is written to the target before Phase 1's
+//! backup is complete, and the diagnosis is checked again right before the
+//! first write.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -13,19 +19,24 @@ use sqlx::postgres::PgConnection;
 
 use crate::engine::backup::{self, DataSnapshot};
 use crate::engine::diagnose::diagnose;
-use crate::engine::effects::{Effects, db_message, first_line};
+use crate::engine::effects::Effects;
 use crate::engine::journal::{Journal, JournalEntry, StepOutcome};
 use crate::engine::outcome::RunOutcome;
-use crate::engine::plan::{Action, Plan, Step, short_fingerprint};
+use crate::engine::plan::{Action, Phase, Plan, Step, short_fingerprint};
 use crate::files::now_ms;
-use crate::pg::sql::sql_state;
 use crate::pg::target::Target;
 use crate::pg::tools::PgTools;
 use crate::source::catalog::{Catalog, CatalogOptions};
-use crate::source::ledger::{self, Ledger};
-use crate::source::project::{Migration, Project};
+use crate::source::ledger::Ledger;
+use crate::source::project::Project;
 use crate::text::count;
 use crate::{Error, Result};
+
+mod cancel;
+mod units;
+
+pub use cancel::Cancel;
+use units::{apply, repair_ledger};
 
 /// Faults injected on purpose by the harness and the scenario matrix — to
 /// prove the checks catch a broken procedure. Never set them on production.
@@ -64,6 +75,8 @@ pub struct Context<'a> {
     pub check_fingerprint: bool,
     /// What Phase 4 checks (no seed rows on the prediction's schema-only copy).
     pub verify: crate::engine::verify::VerifyOptions,
+    /// Stops the run when cancelled.
+    pub cancel: Cancel,
 }
 
 /// A failed run: the error and the journal built so far.
@@ -105,65 +118,127 @@ pub async fn execute(plan: &Plan, ctx: &Context<'_>) -> std::result::Result<Jour
 }
 
 async fn run(plan: &Plan, ctx: &Context<'_>, journal: &mut Journal) -> Result<()> {
-    if !plan.is_runnable() {
-        let reasons = plan
-            .refusals
-            .iter()
-            .map(|r| format!("{}: {}", r.version, r.reason))
-            .collect::<Vec<_>>()
-            .join("; ");
-        return Err(Error::Refused { reasons });
+    if let Some(refused) = plan.refused() {
+        return Err(refused);
+    }
+    let backs_up = plan.phase(Phase::Backup).next().is_some() && !ctx.faults.skip_backup;
+    if backs_up {
+        backup::manifest::ensure_fresh(&ctx.backup_dir)?;
     }
     let mut conn = ctx.target.connect().await?;
-    let live = if ctx.check_fingerprint {
-        live_fingerprint(&mut conn, ctx).await?
-    } else {
-        plan.fingerprint.clone()
-    };
-    if live != plan.fingerprint {
-        return Err(Error::StalePlan {
-            planned: short_fingerprint(&plan.fingerprint),
-            live: short_fingerprint(&live),
-        });
-    }
+    let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+        .fetch_one(&mut conn)
+        .await
+        .map_err(Error::db("reading the session's pid"))?;
+    check_fingerprint(&mut conn, plan, ctx).await?;
     let mut before: Option<DataSnapshot> = None;
     let mut steps: Vec<&Step> = plan.steps.iter().collect();
     if ctx.faults.reverse_order {
         reverse_applies(&mut steps);
     }
+    let mut backed_up = ctx.faults.skip_backup;
+    let mut wrote = false;
+    let mut last_done = "none".to_string();
     for step in steps {
         if skipped_by_fault(step, &ctx.faults) {
             continue;
         }
+        if let Some(by) = ctx.cancel.reason() {
+            return Err(Error::Interrupted {
+                step: last_done,
+                by,
+            });
+        }
+        let writes = matches!(step.phase, Phase::LedgerRepair | Phase::Reapply);
+        if writes && !wrote {
+            if !backed_up {
+                return Err(Error::Refused {
+                    reasons: format!(
+                        "step {} would write to the database before Phase 1 backed it up (the plan has no complete backup phase)",
+                        step.id
+                    ),
+                });
+            }
+            // Under the repair lock: nothing else of ours ran since the
+            // plan was made, but the backup took time — look again.
+            check_fingerprint(&mut conn, plan, ctx).await?;
+            wrote = true;
+        }
         let started_at_ms = now_ms();
         let clock = Instant::now();
-        let task = tracing::info_span!(
-            target: "phantom_sync::progress",
-            "step",
-            task = %format!("step {}: {}", step.id, step.title)
-        );
-        let result = run_step(step, ctx, &mut conn, &mut before, journal, &plan.to_apply())
-            .instrument(task)
-            .await;
-        let (outcome, rows, detail, error) = match result {
-            Ok((rows, detail)) => (StepOutcome::Done, rows, detail, None),
-            Err(e) => (StepOutcome::Failed, None, vec![e.to_string()], Some(e)),
-        };
         journal.entries.push(JournalEntry {
             step: step.id.clone(),
             phase: step.phase,
             title: step.title.clone(),
             started_at_ms,
-            finished_at_ms: now_ms(),
-            duration_ms: clock.elapsed().as_millis(),
-            outcome,
-            rows_affected: rows,
-            detail,
+            finished_at_ms: started_at_ms,
+            duration_ms: 0,
+            outcome: StepOutcome::Started,
+            rows_affected: None,
+            detail: Vec::new(),
         });
+        let _ = journal.save();
+        let result = {
+            let task = tracing::info_span!(
+                target: "phantom_sync::progress",
+                "step",
+                task = %format!("step {}: {}", step.id, step.title)
+            );
+            let running =
+                run_step(step, ctx, &mut conn, &mut before, journal, plan).instrument(task);
+            tokio::select! {
+                result = running => Some(result),
+                _ = ctx.cancel.cancelled() => None,
+            }
+        };
+        let result = match result {
+            Some(result) => result,
+            None => {
+                // The step's future is gone; end its session so the server
+                // rolls its transaction back now, not when it next reads.
+                drop(conn);
+                terminate(ctx, pid).await;
+                let by = ctx.cancel.reason().unwrap_or_default();
+                if let Some(entry) = journal.entries.last_mut() {
+                    entry.outcome = StepOutcome::Interrupted;
+                    entry.finished_at_ms = now_ms();
+                    entry.duration_ms = clock.elapsed().as_millis();
+                    entry.detail = vec![format!(
+                        "stopped by {by} while running; its transaction was rolled back"
+                    )];
+                }
+                let _ = journal.save();
+                return Err(Error::Interrupted {
+                    step: format!("{last_done}, inside {}", step.id),
+                    by,
+                });
+            }
+        };
+        let result = match result {
+            Ok(done) if matches!(step.action, Action::Dump) => {
+                write_manifest(&mut conn, plan, ctx).await.map(|()| {
+                    backed_up = true;
+                    done
+                })
+            }
+            other => other,
+        };
+        let (outcome, rows, detail, error) = match result {
+            Ok((rows, detail)) => (StepOutcome::Done, rows, detail, None),
+            Err(e) => (StepOutcome::Failed, None, vec![e.to_string()], Some(e)),
+        };
+        if let Some(entry) = journal.entries.last_mut() {
+            entry.finished_at_ms = now_ms();
+            entry.duration_ms = clock.elapsed().as_millis();
+            entry.outcome = outcome;
+            entry.rows_affected = rows;
+            entry.detail = detail;
+        }
         let _ = journal.save();
         if let Some(e) = error {
             return Err(e);
         }
+        last_done = step.id.clone();
         if ctx.faults.stop_after.as_deref() == Some(step.id.as_str()) {
             return Err(Error::Interrupted {
                 step: step.id.clone(),
@@ -173,6 +248,44 @@ async fn run(plan: &Plan, ctx: &Context<'_>, journal: &mut Journal) -> Result<()
     }
     conn.close().await.ok();
     Ok(())
+}
+
+/// Refuses when the live diagnosis is not the plan's.
+async fn check_fingerprint(conn: &mut PgConnection, plan: &Plan, ctx: &Context<'_>) -> Result<()> {
+    if !ctx.check_fingerprint {
+        return Ok(());
+    }
+    let live = live_fingerprint(conn, ctx).await?;
+    if live != plan.fingerprint {
+        return Err(Error::StalePlan {
+            planned: short_fingerprint(&plan.fingerprint),
+            live: short_fingerprint(&live),
+        });
+    }
+    Ok(())
+}
+
+/// Phase 1 is complete: hash its files into the manifest.
+async fn write_manifest(conn: &mut PgConnection, plan: &Plan, ctx: &Context<'_>) -> Result<()> {
+    let identity = backup::manifest::DatabaseIdentity::read(conn).await?;
+    backup::manifest::write(
+        &ctx.backup_dir,
+        backup::manifest::BackupKind::Repair,
+        identity,
+        &plan.fingerprint,
+    )
+    .map(|_| ())
+}
+
+/// Ends the session `pid` from a connection of its own (best effort).
+async fn terminate(ctx: &Context<'_>, pid: i32) {
+    if let Ok(mut other) = ctx.target.connect().await {
+        let _ = sqlx::query("SELECT pg_terminate_backend($1)")
+            .bind(pid)
+            .execute(&mut other)
+            .await;
+        other.close().await.ok();
+    }
 }
 
 /// The fingerprint of the target's diagnosis now.
@@ -203,7 +316,7 @@ fn reverse_applies(steps: &mut [&Step]) {
     }
 }
 
-type StepResult = (Option<u64>, Vec<String>);
+pub(crate) type StepResult = (Option<u64>, Vec<String>);
 
 async fn run_step(
     step: &Step,
@@ -211,7 +324,7 @@ async fn run_step(
     conn: &mut PgConnection,
     before: &mut Option<DataSnapshot>,
     journal: &mut Journal,
-    plan_applies: &[String],
+    plan: &Plan,
 ) -> Result<StepResult> {
     match &step.action {
         Action::ExportLedger => {
@@ -279,16 +392,23 @@ async fn run_step(
             ))
         }
         Action::Verify => {
-            let snapshot = match before {
+            let mut snapshot = match before {
                 Some(s) => Some(s.clone()),
                 None => backup::load_data(&ctx.backup_dir).ok(),
             };
+            // Rows the plan said it destroys (and the user accepted) are
+            // no loss: those tables are not compared.
+            if let Some(snapshot) = &mut snapshot {
+                for risk in &plan.data_at_risk {
+                    snapshot.tables.remove(&risk.table);
+                }
+            }
             let mut scope = ctx.verify.clone();
             scope
                 .live_tables
                 .extend(crate::engine::effects::touched_tables(
                     ctx.effects,
-                    plan_applies,
+                    &plan.to_apply(),
                 ));
             let verification = crate::engine::verify::verify(
                 conn,
@@ -318,140 +438,5 @@ async fn run_step(
                 })
             }
         }
-    }
-}
-
-/// Phase 2 in one transaction; the DELETE must remove exactly the planned rows.
-async fn repair_ledger(
-    conn: &mut PgConnection,
-    project: &Project,
-    revert: &[String],
-    record: &[String],
-    rekey: &[(String, String)],
-) -> Result<StepResult> {
-    let mut tx = conn
-        .begin()
-        .await
-        .map_err(Error::db("starting the ledger repair"))?;
-    ledger::ensure_table(&mut tx).await?;
-    let mut detail = Vec::new();
-    let deleted = ledger::mark_reverted(&mut tx, revert).await?;
-    if deleted != revert.len() as u64 {
-        return Err(Error::LedgerRepairMismatch {
-            expected: revert.len() as u64,
-            actual: deleted,
-        });
-    }
-    if !revert.is_empty() {
-        detail.push(format!("DELETE {deleted} ({})", revert.join(", ")));
-    }
-    for version in record {
-        let m = project.get(version).ok_or_else(|| Error::PlanFileMissing {
-            version: version.clone(),
-            dir: project.dir.clone(),
-        })?;
-        ledger::mark_applied(&mut tx, &m.version, &m.name, &m.statements).await?;
-        detail.push(format!("recorded {} as applied", m.file_name()));
-    }
-    for (from, to) in rekey {
-        let name = project.get(to).map(|m| m.name.clone()).unwrap_or_default();
-        ledger::rekey(&mut tx, from, to, &name).await?;
-        detail.push(format!("re-keyed {from} → {to}"));
-    }
-    tx.commit()
-        .await
-        .map_err(Error::db("committing the ledger repair"))?;
-    let after = Ledger::read(conn).await?;
-    let still: Vec<String> = revert
-        .iter()
-        .filter(|v| after.get(v).is_some())
-        .cloned()
-        .collect();
-    if !still.is_empty() {
-        return Err(Error::LedgerRepairIncomplete { versions: still });
-    }
-    Ok((Some(deleted), detail))
-}
-
-/// One migration and its ledger row in one transaction, after `RESET ALL`
-/// and a lock timeout, as the Supabase CLI pushes them.
-async fn apply(conn: &mut PgConnection, m: &Migration, ctx: &Context<'_>) -> Result<()> {
-    let version = m.version.clone();
-    sqlx::raw_sql("RESET ALL")
-        .execute(&mut *conn)
-        .await
-        .map_err(|e| classify(&version, 0, "RESET ALL", e))?;
-    let timeout = format!("SET lock_timeout = '{}ms'", ctx.lock_timeout_ms.max(1));
-    sqlx::raw_sql(sqlx::AssertSqlSafe(timeout.clone()))
-        .execute(&mut *conn)
-        .await
-        .map_err(|e| classify(&version, 0, &timeout, e))?;
-    let mut tx = conn
-        .begin()
-        .await
-        .map_err(|e| classify(&version, 0, "BEGIN", e))?;
-    ledger::ensure_table(&mut tx).await?;
-    for (i, statement) in m.statements.iter().enumerate() {
-        tracing::debug!(target: "phantom_sync::sql", "{} statement {}: {statement}", version, i + 1);
-        if ctx.faults.drop_connection_in.as_deref() == Some(version.as_str())
-            && i + 1 == m.statements.len()
-        {
-            let _ = sqlx::raw_sql("SELECT pg_terminate_backend(pg_backend_pid())")
-                .execute(&mut *tx)
-                .await;
-        }
-        sqlx::raw_sql(sqlx::AssertSqlSafe(statement.clone()))
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| classify(&version, i + 1, statement, e))?;
-    }
-    if ctx.faults.fail_in.as_deref() == Some(version.as_str()) {
-        let injected = "SELECT 1 / 0 AS injected_failure";
-        sqlx::raw_sql(injected)
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| classify(&version, m.statements.len() + 1, injected, e))?;
-    }
-    ledger::mark_applied(&mut tx, &m.version, &m.name, &m.statements)
-        .await
-        .map_err(|e| match e {
-            Error::Database { source, .. } if sql_state(&source).as_deref() == Some("23505") => {
-                Error::AlreadyApplied {
-                    version: version.clone(),
-                }
-            }
-            other => other,
-        })?;
-    tx.commit()
-        .await
-        .map_err(|e| classify(&version, m.statements.len(), "COMMIT", e))
-}
-
-/// Maps a failed statement onto the plan's troubleshooting cases.
-fn classify(version: &str, statement_index: usize, statement: &str, e: sqlx::Error) -> Error {
-    let code = sql_state(&e);
-    let message = db_message(&e);
-    let statement = first_line(statement);
-    let version = version.to_string();
-    match code.as_deref() {
-        Some("42P01") => Error::RelationMissing {
-            version,
-            statement_index,
-            statement,
-            message,
-        },
-        Some("55P03") => Error::LockTimeout {
-            version,
-            statement,
-            message,
-        },
-        Some("57P01") | Some("57014") => Error::ConnectionLost { version, message },
-        Some(_) => Error::MigrationFailed {
-            version,
-            statement_index,
-            statement,
-            message,
-        },
-        None => Error::ConnectionLost { version, message },
     }
 }

@@ -3,7 +3,12 @@
 //! (`docker run --rm --network host`). Connection settings travel as `PG*`
 //! environment variables whose values the docker CLI takes from its own
 //! environment (`-e NAME` without `=value`), so no password ever appears in
-//! an argument list. TLS settings travel the same way (`PGSSLMODE`, …); a
+//! an argument list. The password never enters a throw-away container's
+//! environment (where `docker inspect` would show it): it is written to a
+//! `.pgpass`-style file (mode 0600) in a private temporary folder, mounted
+//! read-only at [`PASS_DIR`] and named by `PGPASSFILE`; the folder is removed
+//! when the program ends. Inside a harness container (`docker exec`, tests
+//! only) `PGPASSWORD` is set on the exec'd process alone. TLS settings travel the same way (`PGSSLMODE`, …); a
 //! throw-away container also gets the target's certificate files mounted
 //! read-only, with `PGSSLROOTCERT` & co. pointing at them (see
 //! [`crate::pg::tls::TlsSettings`]). In the server's own container the programs
@@ -20,12 +25,16 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::process::Command;
 
 use super::PgTools;
+use super::passfile::{PASS_DIR, password_file};
 use crate::pg::target::{Target, redact_url};
 use crate::pg::tls::ContainerSettings;
 use crate::{Error, Result};
 
 /// How many stderr lines a failure quotes.
 const STDERR_LINES: usize = 15;
+
+/// Label on every throw-away tools container, with the tool's name (`docker ps --filter label=…`).
+pub const TOOLS_LABEL: &str = "phantom-sync.tool";
 
 /// What the program reads on stdin.
 pub(crate) enum Input {
@@ -72,9 +81,20 @@ pub(crate) struct Finished {
 
 /// Runs `call` to completion.
 pub(crate) async fn run(tools: &PgTools, call: Call<'_>) -> Result<Finished> {
-    let (env, mounts) = match call.target {
+    let (mut env, mut mounts) = match call.target {
         Some(target) => connection_env(tools, target)?,
         None => Default::default(),
+    };
+    let password = call.target.and_then(Target::password);
+    // Kept until the program has ended: the container reads the file.
+    let pass_dir = match (tools, password) {
+        (PgTools::Run { .. }, Some(password)) => {
+            let (dir, mount) = password_file(password)?;
+            env.push(("PGPASSFILE", format!("{PASS_DIR}/pgpass")));
+            mounts.push(mount);
+            Some(dir)
+        }
+        _ => None,
     };
     let stdin_used = !matches!(call.input, Input::Null);
     let mut cmd = Command::new("docker");
@@ -90,7 +110,7 @@ pub(crate) async fn run(tools: &PgTools, call: Call<'_>) -> Result<Finished> {
     for (name, value) in &env {
         cmd.env(name, value);
     }
-    if let Some(password) = call.target.and_then(Target::password) {
+    if let (PgTools::Exec { .. }, Some(password)) = (tools, password) {
         cmd.env("PGPASSWORD", password);
     }
     let mut child = cmd.spawn().map_err(|e| Error::Tool {
@@ -110,8 +130,8 @@ pub(crate) async fn run(tools: &PgTools, call: Call<'_>) -> Result<Finished> {
         tool: call.tool.into(),
         detail: format!("{}: {e}", call.doing),
     })?;
+    drop(pass_dir);
     let stderr = String::from_utf8_lossy(&errors.unwrap_or_default()).into_owned();
-    let password = call.target.and_then(Target::password);
     // Our own side failing (an unreadable input, an unwritable output) is the
     // cause of whatever the program then complains about: report it first.
     let io_error = |e: std::io::Error| Error::Tool {
@@ -141,10 +161,12 @@ fn docker_args(
     } else {
         Vec::new()
     };
+    let exec_password = matches!(tools, PgTools::Exec { .. })
+        && call.target.is_some_and(|t| t.password().is_some());
     let pass_on = env
         .iter()
         .map(|(name, _)| *name)
-        .chain(call.target.map(|_| "PGPASSWORD"))
+        .chain(exec_password.then_some("PGPASSWORD"))
         .flat_map(|name| ["-e".to_string(), name.to_string()]);
     match tools {
         PgTools::Exec { container_id } => {
@@ -158,6 +180,10 @@ fn docker_args(
             args.extend(
                 ["run", "--rm", "--log-driver", "none", "--network", "host"].map(String::from),
             );
+            args.extend([
+                "--label".to_string(),
+                format!("{TOOLS_LABEL}={}", call.tool),
+            ]);
             args.extend(interactive);
             args.extend(pass_on);
             args.extend(mounts.iter().flat_map(|m| ["-v".to_string(), m.clone()]));
@@ -389,165 +415,4 @@ fn hint(tool: &str, stderr: &str) -> Option<String> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::pg::tls::TlsSettings;
-    use crate::pg::tls::test_files::Files;
-
-    #[test]
-    fn tls_files_are_mounted_read_only_and_named_by_variables() {
-        let files = Files::new("run-mounts");
-        let target = Target::parse("postgres://app:hunter22@db.example.com:6543/prod")
-            .unwrap()
-            .with_tls(files.settings("verify-full", true));
-        let tools = PgTools::Run {
-            image: "phantom-sync/postgres:17".into(),
-        };
-        let call = Call {
-            tool: "pg_dump",
-            program: "pg_dump",
-            args: vec!["--format=custom".into()],
-            target: Some(&target),
-            input: Input::Null,
-            sink: Sink::Capture,
-            doing: "dumping".into(),
-        };
-        let (env, mounts) = connection_env(&tools, &target).unwrap();
-        let args = docker_args(&tools, &call, &env, &mounts, false);
-        let joined = args.join(" ");
-        let ca = files.ca.display();
-        let (cert, key) = (files.cert.display(), files.key.display());
-        assert!(
-            joined.contains(&format!(
-                "-e PGSSLMODE -e PGSSLROOTCERT -e PGSSLCERT -e PGSSLKEY -e PGPASSWORD \
-                 -v {ca}:/run/phantom-sync/tls/root.crt:ro \
-                 -v {cert}:/run/phantom-sync/tls/client.crt:ro \
-                 -v {key}:/run/phantom-sync/tls/client.key:ro \
-                 --entrypoint pg_dump"
-            )),
-            "{joined}"
-        );
-        assert!(!joined.contains("hunter22"), "{joined}");
-        for (name, value) in [
-            ("PGSSLMODE", "verify-full"),
-            ("PGSSLROOTCERT", "/run/phantom-sync/tls/root.crt"),
-            ("PGSSLCERT", "/run/phantom-sync/tls/client.crt"),
-            ("PGSSLKEY", "/run/phantom-sync/tls/client.key"),
-        ] {
-            assert!(env.contains(&(name, value.to_string())), "{name}: {env:?}");
-        }
-
-        // In the server's own container: loopback, no files, libpq's default.
-        let exec = PgTools::Exec {
-            container_id: "abc123".into(),
-        };
-        let (env, mounts) = connection_env(&exec, &target).unwrap();
-        assert!(mounts.is_empty());
-        assert!(
-            !env.iter().any(|(name, _)| name.starts_with("PGSSL")),
-            "{env:?}"
-        );
-        let joined = docker_args(&exec, &call, &env, &mounts, false).join(" ");
-        assert!(!joined.contains(" -v "), "{joined}");
-    }
-
-    #[test]
-    fn arguments_carry_variable_names_but_never_values() {
-        // Default TLS settings, whatever this machine's PGSSL* and ~/.postgresql hold.
-        let target = Target::parse("postgres://app:hunter22@db.example.com:6543/prod")
-            .unwrap()
-            .with_tls(TlsSettings::default());
-        let tools = PgTools::Run {
-            image: "phantom-sync/postgres:17".into(),
-        };
-        let call = Call {
-            tool: "pg_dump",
-            program: "pg_dump",
-            args: vec!["--format=custom".into()],
-            target: Some(&target),
-            input: Input::Null,
-            sink: Sink::Capture,
-            doing: "dumping".into(),
-        };
-        let (env, mounts) = connection_env(&tools, &target).unwrap();
-        assert!(mounts.is_empty(), "{mounts:?}");
-        let args = docker_args(&tools, &call, &env, &mounts, false);
-        let joined = args.join(" ");
-        assert!(!joined.contains("hunter22"), "{joined}");
-        assert!(
-            joined.starts_with("run --rm --log-driver none --network host -e PGHOST -e PGPORT"),
-            "{joined}"
-        );
-        assert!(
-            joined.ends_with(
-                "-e PGPASSWORD --entrypoint pg_dump phantom-sync/postgres:17 --format=custom"
-            ),
-            "{joined}"
-        );
-        assert!(env.contains(&("PGHOST", "db.example.com".to_string())));
-        assert!(env.contains(&("PGPORT", "6543".to_string())));
-        assert!(env.contains(&("PGDATABASE", "prod".to_string())));
-        assert!(env.contains(&("PGSSLMODE", "prefer".to_string())));
-
-        let exec = PgTools::Exec {
-            container_id: "abc123".into(),
-        };
-        let (env, mounts) = connection_env(&exec, &target).unwrap();
-        assert!(
-            env.contains(&("PGHOST", "127.0.0.1".to_string()))
-                && env.contains(&("PGPORT", "5432".to_string()))
-        );
-        let args = docker_args(&exec, &call, &env, &mounts, true);
-        assert_eq!(&args[..2], ["exec", "-i"]);
-        assert_eq!(
-            args[args.len() - 3..],
-            ["abc123", "pg_dump", "--format=custom"]
-        );
-    }
-
-    #[test]
-    fn failures_quote_stderr_without_passwords_and_give_hints() {
-        let call = Call {
-            tool: "pg_dump",
-            program: "pg_dump",
-            args: Vec::new(),
-            target: None,
-            input: Input::Null,
-            sink: Sink::Capture,
-            doing: "dumping postgres://u:***@h:5432/db".into(),
-        };
-        let stderr = (1..=20).map(|i| format!("line {i}\n")).collect::<String>()
-            + "pg_dump: error: aborting because of server version mismatch\n\
-               pg_dump: detail: server version: 18.1; pg_dump version: 17.6 postgres://u:sekrit-pw@h/db\n";
-        let Error::Tool { tool, detail } =
-            failure(&call, "exit status: 1", &stderr, Some("sekrit-pw"))
-        else {
-            panic!("not a tool error")
-        };
-        assert_eq!(tool, "pg_dump");
-        assert!(!detail.contains("sekrit-pw"), "{detail}");
-        assert!(
-            !detail.contains("line 7\n"),
-            "only the last {STDERR_LINES} lines: {detail}"
-        );
-        assert!(detail.contains("line 8\n"), "{detail}");
-        assert!(detail.contains("older than the server"), "{detail}");
-        assert_eq!(
-            hint("pg_dump", "ERROR: permission denied for table secrets")
-                .map(|h| h.contains("postgres role")),
-            Some(true)
-        );
-        assert_eq!(hint("psql", "something odd"), None);
-        let tls = "pg_dump: error: connection to server at \"127.0.0.1\", port 5432 failed: SSL error: certificate verify failed";
-        assert_eq!(
-            hint("pg_dump", tls)
-                .map(|h| h.contains("sslrootcert") && h.contains("sslmode=require")),
-            Some(true)
-        );
-        assert_eq!(
-            scrub("pw is abc", Some("abc")),
-            "pw is abc",
-            "short passwords are not replaced blindly"
-        );
-    }
-}
+mod tests;

@@ -2,8 +2,13 @@
 //! Phase 1 backs up (ledger export, row counts and checksums, a dump);
 //! Phase 2 repairs the ledger in one transaction; Phase 3 re-applies the
 //! pending set in version order (`db push --include-all`); Phase 4 verifies.
-//! A plan carries the fingerprint of the diagnosis it was made from, and
-//! the refusals that stop it from running at all.
+//! A plan carries the fingerprint of the diagnosis it was made from, the
+//! refusals that stop it from running at all, the data its migrations would
+//! destroy ([`data_loss`]) and, in a plan file, a digest of all of it
+//! ([`Plan::to_json`]), so that an edited file is refused.
+
+pub mod data_loss;
+mod seal;
 
 use serde::{Deserialize, Serialize};
 
@@ -12,7 +17,7 @@ use crate::source::catalog::{group, parts_phrase};
 use crate::source::ledger;
 use crate::source::project::Project;
 use crate::text::count;
-use crate::{Error, Result};
+pub use data_loss::{DataAtRisk, LossKind};
 
 /// The four phases of the plan.
 #[derive(
@@ -26,6 +31,14 @@ pub enum Phase {
 }
 
 impl Phase {
+    /// The four phases in the order they run.
+    pub const ALL: [Phase; 4] = [
+        Phase::Backup,
+        Phase::LedgerRepair,
+        Phase::Reapply,
+        Phase::Verify,
+    ];
+
     /// "Phase 1: Backup & Safety", as the incident plan titles them.
     pub fn title(self) -> &'static str {
         match self {
@@ -89,6 +102,17 @@ pub struct Refusal {
 pub struct Plan {
     /// Fingerprint of the diagnosis this plan was made for.
     pub fingerprint: String,
+    /// SHA-256 of the plan's canonical JSON with this field empty: written
+    /// by [`Plan::to_json`], checked by [`Plan::from_json`]. Empty in memory.
+    #[serde(default)]
+    pub digest: String,
+    /// The choices it was made with (a plan file is re-derived with them).
+    #[serde(default)]
+    pub options: PlanOptions,
+    /// Rows the pending statements destroy; the repair refuses them unless
+    /// told `--allow-data-loss`. Filled in from the target's row counts.
+    #[serde(default)]
+    pub data_at_risk: Vec<DataAtRisk>,
     pub steps: Vec<Step>,
     pub refusals: Vec<Refusal>,
     pub warnings: Vec<String>,
@@ -120,7 +144,8 @@ impl Tolerated {
 }
 
 /// Choices the user makes when planning.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(default)]
 pub struct PlanOptions {
     /// Delete ledger rows that have no local file (the CLI refuses to push with them).
     pub revert_remote_only: bool,
@@ -135,6 +160,18 @@ impl Plan {
     /// True when nothing stops the plan.
     pub fn is_runnable(&self) -> bool {
         self.refusals.is_empty()
+    }
+
+    /// The error a run of this plan stops with, when it has refusals.
+    pub fn refused(&self) -> Option<crate::Error> {
+        (!self.is_runnable()).then(|| crate::Error::Refused {
+            reasons: self
+                .refusals
+                .iter()
+                .map(|r| format!("{}: {}", r.version, r.reason))
+                .collect::<Vec<_>>()
+                .join("; "),
+        })
     }
 
     /// Steps of a phase.
@@ -158,21 +195,6 @@ impl Plan {
         self.steps
             .iter()
             .all(|s| s.phase == Phase::Backup || s.phase == Phase::Verify)
-    }
-
-    /// The plan as pretty JSON (the plan file).
-    pub fn to_json(&self) -> String {
-        serde_json::to_string_pretty(self).unwrap_or_default()
-    }
-
-    /// Reads a plan file.
-    pub fn from_json(text: &str, source: &std::path::Path) -> Result<Plan> {
-        serde_json::from_str(text).map_err(|e| {
-            Error::Invalid(format!(
-                "{}: not a phantom-sync plan file: {e} (hint: write one with `phantom-sync plan --out FILE` or `phantom-sync rehearse`)",
-                source.display()
-            ))
-        })
     }
 }
 
@@ -282,6 +304,9 @@ pub fn plan(project: &Project, diagnosis: &Diagnosis, options: &PlanOptions) -> 
     }
     Plan {
         fingerprint: diagnosis.fingerprint.clone(),
+        digest: String::new(),
+        options: options.clone(),
+        data_at_risk: Vec::new(),
         steps,
         refusals,
         warnings,
@@ -336,7 +361,7 @@ fn drift_refusal(drift: &[Drift], options: &PlanOptions) -> Refusal {
     }
 }
 
-fn backup_steps() -> Vec<Step> {
+pub(crate) fn backup_steps() -> Vec<Step> {
     let step = |id: &str, title: &str, action: Action| Step {
         id: id.into(),
         phase: Phase::Backup,

@@ -1,0 +1,53 @@
+//! What the integration tests share: the repository's root, the binary run
+//! as a user runs it (from the root, without `PHANTOM_DB_URL`), its output as
+//! one text, and a database in the incident plan's state.
+#![allow(dead_code)] // each test file uses a part of it
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+use phantom_sync::pg::sandbox::Database;
+use phantom_sync::testkit::scenario::{Scenario, build_state};
+
+/// The repository's root.
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Runs `phantom-sync args…` from the root, without `PHANTOM_DB_URL`.
+pub fn phantom_sync(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_phantom-sync"))
+        .args(args)
+        .current_dir(root())
+        .env_remove("PHANTOM_DB_URL")
+        .output()
+        .expect("the binary runs")
+}
+
+/// stdout then stderr, as one text.
+pub fn text(output: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+/// A fresh database on `major` built into `scenario`'s state, and its URL.
+pub async fn database_in(
+    scenario: &str,
+    major: u8,
+    label: &str,
+) -> anyhow::Result<(Database, String)> {
+    let scenario = Scenario::load(&root().join("scenarios").join(format!("{scenario}.toml")))?;
+    let db = Database::fresh(major, label).await?;
+    let mut conn = db.connect().await?;
+    let built = build_state(&scenario, &scenario.project()?, &mut conn).await;
+    drop(conn);
+    if let Err(e) = built {
+        db.drop_database().await?;
+        return Err(e.into());
+    }
+    let url = db.server().url(&db.name);
+    Ok((db, url))
+}
