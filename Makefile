@@ -4,14 +4,12 @@
 #   make test-unit   tests that need no Docker
 #   make matrix      scenario x major wall-time table
 #   make bench       provisioning benchmark (container start, template clone, shim from scratch)
-#   make images      build the offline PostgreSQL images for every major
+#   make images      build the offline PostgreSQL images for every major (phantom-sync images)
 #   make lint        clippy (warnings denied), rustfmt --check, rustdoc (warnings
 #                    denied) and the architecture check (imports run down the pipeline)
 #   make review      review pending insta snapshots
 
-comma    := ,
 VERSIONS ?= 14,15,16,17,18
-MAJORS   := $(subst $(comma), ,$(VERSIONS))
 CARGO    ?= cargo
 BENCH_RUNS ?= 20
 BENCH_REHEARSAL_VERSIONS ?= 17
@@ -39,8 +37,11 @@ bench: tools images
 	$(CARGO) run --quiet --bin phantom-sync -- bench provision --versions $(VERSIONS) --runs $(BENCH_RUNS)
 	$(CARGO) run --quiet --bin phantom-sync -- bench rehearsal --versions $(BENCH_REHEARSAL_VERSIONS) --rows 1000000
 
+# The binary's own recipe path, the one the harness and `make demo` take on a
+# major's first use (PHANTOM_IMAGE_REPO, PHANTOM_BASE_REPO and
+# PHANTOM_CACHE_DIR pass through).
 images: tools
-	bash src/pg/sandbox/image/build.sh $(MAJORS)
+	$(CARGO) run --quiet --bin phantom-sync -- images --versions $(VERSIONS)
 
 lint:
 	$(CARGO) clippy --all-targets -- -D warnings

@@ -11,6 +11,7 @@ use phantom_sync::pg::target::redact_url;
 
 fn main() -> ExitCode {
     let args = cli::args::Cli::parse();
+    cli::progress::install(args.command.quiet());
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -105,12 +105,23 @@ pub enum Command {
         #[arg(long, default_value_t = 2)]
         parallel: usize,
     },
-    /// Build the offline PostgreSQL images (no registry needed).
+    /// Build the offline PostgreSQL images (no registry needed; what `make
+    /// images` runs and what the first use of a major does by itself).
+    /// PHANTOM_IMAGE_REPO, PHANTOM_BASE_REPO and PHANTOM_CACHE_DIR name the
+    /// images and the cache.
     Images {
         /// PostgreSQL majors, comma-separated, or `all`.
         #[arg(long, default_value = "14,15,16,17,18", value_name = "MAJORS")]
         versions: String,
     },
+}
+
+impl Command {
+    /// Whether the command was asked to print only its summary (progress
+    /// lines are left out too).
+    pub fn quiet(&self) -> bool {
+        matches!(self, Command::Rehearse(args) if args.quiet)
+    }
 }
 
 /// The plan's three rollback procedures.

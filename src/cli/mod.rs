@@ -5,6 +5,7 @@
 pub mod args;
 pub mod exit;
 mod output;
+pub mod progress;
 
 use std::path::Path;
 
@@ -163,7 +164,13 @@ pub async fn run(command: Command) -> Result<u8, Error> {
             Ok(exit::OK)
         }
         Command::Images { versions } => {
-            image::build(&image::parse_versions(&versions, "--versions")?).await?;
+            for built in image::build(&image::parse_versions(&versions, "--versions")?).await? {
+                let what = match built.outcome {
+                    image::BuildOutcome::Built => "built",
+                    image::BuildOutcome::UpToDate => "up to date",
+                };
+                println!("{} {what} (recipe {})", built.reference, built.recipe);
+            }
             Ok(exit::OK)
         }
     }
