@@ -2,7 +2,7 @@
 //! machine. Resolution order: the configured image is already present → use
 //! it; else `docker pull` it; else (for the default `postgres` image) build
 //! `phantom-sync/postgres:<major>` locally with the recipe in `image/`, which
-//! needs no image registry ([`recipe`]). The recipe is embedded in the
+//! needs no image registry ([`build_with`]). The recipe is embedded in the
 //! binary, so an installed `phantom-sync` can build images outside this
 //! repository too.
 
