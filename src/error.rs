@@ -73,6 +73,11 @@ pub enum Error {
     #[error("{0}")]
     Environment(String),
 
+    /// A step of a local PostgreSQL image build failed (debootstrap, pip
+    /// download, docker import, docker build); what it made was removed.
+    #[error("{0}")]
+    ImageBuild(Box<ImageBuildFailure>),
+
     /// An external tool (pg_dump, psql, docker …) failed.
     #[error("{tool} failed: {detail}")]
     Tool { tool: String, detail: String },
@@ -242,6 +247,27 @@ pub enum Error {
     DataAtRisk { summary: String },
 }
 
+/// Which step of a local image build failed, and where to read why.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "building {image} failed at step `{step}`: {message}\n{tail}\n(full log: {}) (hint: {hint}; nothing half-made was kept, so running again starts clean)",
+    log.display()
+)]
+pub struct ImageBuildFailure {
+    /// The image (or base image) being built.
+    pub image: String,
+    /// The step that failed, as its progress line named it.
+    pub step: String,
+    /// What the build script said about the failure.
+    pub message: String,
+    /// The last lines of the step's log.
+    pub tail: String,
+    /// The step's full log.
+    pub log: PathBuf,
+    /// What to check, by step.
+    pub hint: &'static str,
+}
+
 impl Error {
     /// The hint of a connection failure whose cause is not known more precisely.
     pub const CONNECT_HINT: &'static str = "check host, port, user and password; on a hosted project check that the database accepts connections from here";
@@ -272,7 +298,10 @@ impl Error {
                 ErrorKind::BadInput
             }
             Error::Connect { .. } => ErrorKind::Connect,
-            Error::Environment(_) | Error::Tool { .. } | Error::Io { .. } => ErrorKind::Environment,
+            Error::Environment(_)
+            | Error::ImageBuild(_)
+            | Error::Tool { .. }
+            | Error::Io { .. } => ErrorKind::Environment,
             Error::Database { .. } | Error::UnexpectedServer(_) => ErrorKind::Database,
             Error::Refused { .. }
             | Error::StalePlan { .. }

@@ -19,7 +19,7 @@ async fn unmodified_postgres_module_runs_the_local_image() -> TestResult {
     let major = *image::versions_from_env()?.last().unwrap_or(&17);
     image::build(&[major]).await?;
     let container = Postgres::default()
-        .with_name(image::LOCAL_REPOSITORY)
+        .with_name(image::BuildSettings::from_env().repository)
         .with_tag(major.to_string())
         // So that `make test`'s sweep finds it should this test die before `rm`.
         .with_label(server::OWNER_LABEL, std::process::id().to_string())
@@ -53,7 +53,7 @@ async fn other_credentials_and_init_scripts_are_honoured() -> TestResult {
         .with_init_sql(
             b"CREATE TABLE from_init (id int); INSERT INTO from_init VALUES (42);".to_vec(),
         )
-        .with_name(image::LOCAL_REPOSITORY)
+        .with_name(image::BuildSettings::from_env().repository)
         .with_tag(major.to_string())
         // So that `make test`'s sweep finds it should this test die before `rm`.
         .with_label(server::OWNER_LABEL, std::process::id().to_string())

@@ -160,7 +160,10 @@ pub enum Command {
     /// Print the JSON Schema of every `--json` document (schema_version and kind included).
     #[command(hide = true)]
     JsonSchema,
-    /// Build the offline PostgreSQL images (no registry needed).
+    /// Build the offline PostgreSQL images (no registry needed; what `make
+    /// images` runs and what the first use of a major does by itself).
+    /// PHANTOM_IMAGE_REPO, PHANTOM_BASE_REPO and PHANTOM_CACHE_DIR name the
+    /// images and the cache.
     Images {
         /// PostgreSQL majors, comma-separated, or `all`.
         #[arg(long, default_value = "14,15,16,17,18", value_name = "MAJORS")]

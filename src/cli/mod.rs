@@ -248,7 +248,13 @@ pub async fn run(command: Command, quiet: bool, cancel: Cancel) -> Result<u8, Er
             Ok(exit::OK)
         }
         Command::Images { versions } => {
-            image::build(&image::parse_versions(&versions, "--versions")?).await?;
+            for built in image::build(&image::parse_versions(&versions, "--versions")?).await? {
+                let what = match built.outcome {
+                    image::BuildOutcome::Built => "built",
+                    image::BuildOutcome::UpToDate => "up to date",
+                };
+                println!("{} {what} (recipe {})", built.reference, built.recipe);
+            }
             Ok(exit::OK)
         }
     }

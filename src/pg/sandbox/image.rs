@@ -2,30 +2,30 @@
 //! machine. Resolution order: the configured image is already present → use
 //! it; else `docker pull` it; else (for the default `postgres` image) build
 //! `phantom-sync/postgres:<major>` locally with the recipe in `image/`, which
-//! needs no image registry. The recipe is embedded in the binary, so an
-//! installed `phantom-sync` can build images outside this repository too.
+//! needs no image registry ([`build_with`]). The recipe is embedded in the
+//! binary, so an installed `phantom-sync` can build images outside this
+//! repository too.
 
-use std::path::PathBuf;
+mod recipe;
+
 use std::process::Stdio;
 
-use sha2::{Digest, Sha256};
 use tokio::process::Command;
 use tracing::Instrument;
 
 use crate::{Error, Result};
+
+pub(crate) use recipe::tail;
+pub use recipe::{
+    BASE_REPOSITORY, BuildOutcome, BuildSettings, BuiltImage, LOCAL_REPOSITORY, build, build_with,
+    cache_dir, write_recipe,
+};
 
 /// PostgreSQL majors phantom-sync supports.
 pub const SUPPORTED_MAJORS: [u8; 5] = [14, 15, 16, 17, 18];
 
 /// The default image name; its tags are major versions.
 pub const DEFAULT_IMAGE: &str = "postgres";
-
-/// The repository of locally built images.
-pub const LOCAL_REPOSITORY: &str = "phantom-sync/postgres";
-
-const DOCKERFILE: &str = include_str!("image/Dockerfile");
-const ENTRYPOINT: &str = include_str!("image/docker-entrypoint.sh");
-const BUILD_SCRIPT: &str = include_str!("image/build.sh");
 
 /// Where an image came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -136,83 +136,29 @@ pub async fn resolve(major: u8) -> Result<ImageRef> {
              (hint: pull or load it first, or unset PHANTOM_PG_IMAGE to use a locally built image)"
         )));
     }
-    build(&[major])
+    let settings = BuildSettings::from_env();
+    let built = build_with(&settings, &[major])
         .instrument(tracing::info_span!(
             target: "phantom_sync::progress",
             "image",
             task = %format!(
-                "preparing the local image {LOCAL_REPOSITORY}:{major} (built without a registry the first time: a few minutes)"
+                "preparing the local image {} (built without a registry the first time: a few minutes)",
+                settings.reference(major)
             )
         ))
         .await?;
+    if built.iter().any(|b| b.outcome == BuildOutcome::Built) {
+        tracing::info!(
+            target: "phantom_sync::progress",
+            "image: {} is ready; later runs reuse it",
+            settings.reference(major)
+        );
+    }
     Ok(ImageRef {
-        name: LOCAL_REPOSITORY.to_string(),
+        name: settings.repository,
         tag: major.to_string(),
         origin: ImageOrigin::Built,
     })
-}
-
-/// Builds (or confirms up to date) `phantom-sync/postgres:<major>` for each major.
-pub async fn build(majors: &[u8]) -> Result<()> {
-    for &major in majors {
-        check_major(major)?;
-    }
-    let dir = write_recipe()?;
-    let script = dir.join("build.sh");
-    let output = Command::new("bash")
-        .arg(&script)
-        .args(majors.iter().map(u8::to_string))
-        .stdin(Stdio::null())
-        .stdout(Stdio::inherit())
-        .stderr(Stdio::piped())
-        .output()
-        .await
-        .map_err(|e| Error::Tool {
-            tool: "bash".into(),
-            detail: format!("cannot run {}: {e}", script.display()),
-        })?;
-    let log = String::from_utf8_lossy(&output.stderr);
-    if !output.status.success() {
-        return Err(Error::Environment(format!(
-            "building the PostgreSQL image failed at: {}\n{}",
-            last_step(&log),
-            tail(&log, 20)
-        )));
-    }
-    Ok(())
-}
-
-/// Writes the embedded recipe to a cache folder named after its hash.
-fn write_recipe() -> Result<PathBuf> {
-    let mut hasher = Sha256::new();
-    for part in [DOCKERFILE, ENTRYPOINT, BUILD_SCRIPT] {
-        hasher.update(part.as_bytes());
-    }
-    let hash = format!("{:x}", hasher.finalize());
-    let dir = cache_dir().join(format!("recipe-{}", &hash[..16]));
-    let files = [
-        ("Dockerfile", DOCKERFILE),
-        ("docker-entrypoint.sh", ENTRYPOINT),
-        ("build.sh", BUILD_SCRIPT),
-    ];
-    std::fs::create_dir_all(&dir).map_err(Error::io("create", &dir))?;
-    for (name, text) in files {
-        let path = dir.join(name);
-        std::fs::write(&path, text).map_err(Error::io("write", &path))?;
-    }
-    Ok(dir)
-}
-
-/// `$PHANTOM_CACHE_DIR`, else `$XDG_CACHE_HOME/phantom-sync`, else `~/.cache/phantom-sync`.
-pub fn cache_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("PHANTOM_CACHE_DIR") {
-        return PathBuf::from(dir);
-    }
-    let base = std::env::var_os("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
-        .unwrap_or_else(std::env::temp_dir);
-    base.join("phantom-sync")
 }
 
 async fn image_present(reference: &str) -> Result<bool> {
@@ -253,18 +199,6 @@ pub(crate) async fn docker(args: &[&str]) -> std::result::Result<String, String>
     }
 }
 
-fn last_step(log: &str) -> String {
-    log.lines()
-        .rfind(|l| l.starts_with("==> "))
-        .map(|l| l.trim_start_matches("==> ").to_string())
-        .unwrap_or_else(|| "the start of the build".into())
-}
-
-pub(crate) fn tail(text: &str, lines: usize) -> String {
-    let all: Vec<&str> = text.lines().collect();
-    all[all.len().saturating_sub(lines)..].join("\n")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -286,12 +220,5 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.starts_with("--versions: 'seventeen'"), "{err}");
-    }
-
-    #[test]
-    fn build_failure_names_the_last_step() {
-        let log = "==> [phantom-sync image] debootstrap bookworm\nE: boom\n";
-        assert_eq!(last_step(log), "[phantom-sync image] debootstrap bookworm");
-        assert_eq!(tail("a\nb\nc", 2), "b\nc");
     }
 }
