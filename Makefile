@@ -7,7 +7,8 @@
 #                    Chromium included: a test reads the runbook in a browser)
 #   make test-unit   tests that need no Docker
 #   make matrix      scenario x major wall-time table
-#   make bench       provisioning benchmark (container start, template clone, shim from scratch)
+#   make bench       benchmarks: provisioning (container start, template clone, shim),
+#                    the rehearsal by phase (1M rows), diagnose at 100/300/1000 migrations
 #   make images      build the offline PostgreSQL images for every major (phantom-sync images)
 #   make lint        clippy (warnings denied), rustfmt --check, rustdoc (warnings
 #                    denied) and the architecture check (imports run down the pipeline)
@@ -50,6 +51,7 @@ matrix: tools images
 bench: tools images
 	$(CARGO) run --quiet --bin phantom-sync -- bench provision --versions $(VERSIONS) --runs $(BENCH_RUNS)
 	$(CARGO) run --quiet --bin phantom-sync -- bench rehearsal --versions $(BENCH_REHEARSAL_VERSIONS) --rows 1000000
+	$(CARGO) run --quiet --bin phantom-sync -- bench diagnose --versions $(BENCH_REHEARSAL_VERSIONS) --migrations 100,300,1000
 
 # The binary's own recipe path, the one the harness and `make demo` take on a
 # major's first use (PHANTOM_IMAGE_REPO, PHANTOM_BASE_REPO and

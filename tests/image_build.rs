@@ -300,7 +300,9 @@ async fn a_broken_build_leaves_no_container_no_image_and_no_folder() -> TestResu
     // The error: environment exit code, the step, the log's tail, the log.
     assert_eq!(output.status.code(), Some(4), "{stderr}");
     assert!(
-        stderr.contains(&format!("==> image: docker build {broken} ")),
+        stderr
+            .lines()
+            .any(|line| line.starts_with(&format!("phantom-sync: image: docker build {broken} "))),
         "the step is announced as progress: {stderr}"
     );
     assert!(

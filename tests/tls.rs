@@ -241,9 +241,26 @@ async fn connections(server: &PgServer, pki: &Pki) -> TestResult {
 async fn tools(server: &PgServer, pki: &Pki, major: u8) -> TestResult {
     let ca = pki.file("ca.crt");
     let tools = PgTools::for_major(major).await?;
+    // libpq learnt to match an IP address in a certificate in PostgreSQL 15;
+    // the tools of a 14 server must name the host as the certificate does.
+    let host = if major < 15 {
+        let by_ip = target(
+            server,
+            "127.0.0.1",
+            &format!("sslmode=verify-full&sslrootcert={ca}"),
+        )?;
+        let err = tools
+            .psql_script(&by_ip, "SELECT 1;")
+            .await
+            .expect_err("libpq 14 does not match IP addresses in certificates");
+        assert!(err.to_string().contains("before PostgreSQL 15"), "{err}");
+        "localhost"
+    } else {
+        "127.0.0.1"
+    };
     let client = target(
         server,
-        "127.0.0.1",
+        host,
         &format!(
             "sslmode=verify-full&sslrootcert={ca}&sslcert={}&sslkey={}",
             pki.file("client.crt"),
@@ -263,7 +280,7 @@ async fn tools(server: &PgServer, pki: &Pki, major: u8) -> TestResult {
 
     let full = target(
         server,
-        "127.0.0.1",
+        host,
         &format!("sslmode=verify-full&sslrootcert={ca}"),
     )?;
     tools
@@ -283,7 +300,7 @@ async fn tools(server: &PgServer, pki: &Pki, major: u8) -> TestResult {
 
     let wrong = target(
         server,
-        "127.0.0.1",
+        host,
         &format!(
             "sslmode=verify-full&sslrootcert={}",
             pki.file("wrong-ca.crt")

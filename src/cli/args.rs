@@ -193,6 +193,20 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 20)]
         runs: usize,
     },
+    /// `diagnose` on synthetic projects of growing size: cold (--no-cache) and warm cache, growth exponent.
+    Diagnose {
+        /// PostgreSQL majors, comma-separated, or `all`.
+        #[arg(long, default_value = "17", value_name = "MAJORS")]
+        versions: String,
+        /// Project sizes (migrations), comma-separated.
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "100,300,1000",
+            value_name = "N,..."
+        )]
+        migrations: Vec<usize>,
+    },
     /// The rehearsal's wall time by phase, on the built-in incident and with many rows.
     Rehearsal {
         /// PostgreSQL majors, comma-separated, or `all`.
@@ -221,6 +235,9 @@ pub struct Common {
     /// Machine-readable output (JSON).
     #[arg(long)]
     pub json: bool,
+    /// Replay the migrations even if their effects are cached (and cache nothing).
+    #[arg(long)]
+    pub no_cache: bool,
 }
 
 /// `phantom-sync rehearse`.
@@ -251,4 +268,7 @@ pub struct RehearseArgs {
     /// Print the rehearsal as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Replay the migrations even if their effects are cached (and cache nothing).
+    #[arg(long)]
+    pub no_cache: bool,
 }

@@ -40,6 +40,9 @@ pub fn handles_cancel(command: &Command) -> bool {
 
 /// Runs one command; `Ok` carries the exit code of a command that ran.
 pub async fn run(command: Command, quiet: bool, cancel: Cancel) -> Result<u8, Error> {
+    if no_cache(&command) {
+        phantom_sync::engine::effects::cache::set_enabled(false);
+    }
     match command {
         Command::Rehearse(args) => rehearse_command(args, quiet).await,
         Command::List(c) => list(c, false).await,
@@ -393,6 +396,17 @@ async fn bench_command(what: BenchCommand) -> Result<u8, Error> {
             let figures = bench::provision::provision(&majors, runs).await?;
             print!("{}", bench::provision::render(&figures));
         }
+        BenchCommand::Diagnose {
+            versions,
+            migrations,
+        } => {
+            let exe = std::env::current_exe()
+                .map_err(|e| Error::Invalid(format!("cannot find this program's path: {e}")))?;
+            for major in image::parse_versions(&versions, "--versions")? {
+                let figures = bench::diagnose::diagnose(&exe, major, &migrations).await?;
+                print!("{}", bench::diagnose::render(major, &figures));
+            }
+        }
         BenchCommand::Rehearsal { versions, rows } => {
             println!("| major | collections rows | phase | wall ms |\n|---|---|---|---|");
             for major in image::parse_versions(&versions, "--versions")? {
@@ -424,4 +438,17 @@ fn check_confirm(target: &Target, confirm: Option<&str>) -> Result<(), Error> {
         target.redacted(),
         target.database()
     )))
+}
+
+/// Whether the command asked to bypass the effects cache (`--no-cache`).
+fn no_cache(command: &Command) -> bool {
+    match command {
+        Command::Rehearse(args) => args.no_cache,
+        Command::List(c) | Command::Diagnose(c) => c.no_cache,
+        Command::Plan { common, .. }
+        | Command::Repair { common, .. }
+        | Command::Verify { common, .. }
+        | Command::Rollback { common, .. } => common.no_cache,
+        _ => false,
+    }
 }

@@ -38,7 +38,6 @@ const PLATFORM_EXTENSION_SCHEMAS: &[&str] =
 /// The environment being reproduced on one scratch database.
 #[derive(Debug)]
 pub(crate) struct Scratch<'a> {
-    env: &'a Environment,
     /// Schema-specific rules whose schema does not exist yet.
     pending: Vec<&'a DefaultPrivilege>,
 }
@@ -57,7 +56,6 @@ impl<'a> Scratch<'a> {
         .await?;
         create_roles(conn, env).await?;
         let mut scratch = Scratch {
-            env,
             pending: Vec::new(),
         };
         // Global rules first: they replace PostgreSQL's built-in defaults.
@@ -93,11 +91,6 @@ impl<'a> Scratch<'a> {
         }
         self.pending = waiting;
         Ok(())
-    }
-
-    /// The environment reproduced.
-    pub(crate) fn environment(&self) -> &Environment {
-        self.env
     }
 }
 

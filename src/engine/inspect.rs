@@ -4,15 +4,15 @@
 //! ephemeral container: the target itself is only read).
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
 
 use sqlx::Connection;
 use tracing::Instrument;
 
 use crate::engine::diagnose::{Diagnosis, diagnose};
+use crate::engine::effects::cache::{self, EffectsKey};
 use crate::engine::effects::{Effects, replay};
-use crate::engine::environment::Scratch;
 use crate::engine::variants::{explain, recorded_variants};
 use crate::pg::sandbox::Database;
 use crate::pg::target::Target;
@@ -59,7 +59,8 @@ pub async fn inspect(
     }
     .instrument(reading)
     .await?;
-    let effects = effects_for(&project, major, options, &environment).await?;
+    let key = EffectsKey::new(&project, major, options, &environment.fingerprint());
+    let effects = effects_for(&project, &key, &environment).await?;
     let mut diagnosis = diagnose(&project, &ledger, &live, &effects);
     count_drift_rows(&mut conn, &mut diagnosis).await?;
     conn.close().await.ok();
@@ -122,63 +123,58 @@ pub async fn server_major(conn: &mut sqlx::PgConnection) -> Result<u8> {
     Ok(u8::try_from(num / 10_000).unwrap_or(0))
 }
 
-/// Effects of `project` on `major` under `environment`, replayed once per
-/// process, folder content and environment (scenarios share them).
+/// Effects of `project` replayed on `key.major` after `key.environment`:
+/// from this process's memory (scenarios share them), else from the
+/// persistent cache (`effects::cache`), else replayed on a scratch database
+/// and stored in both. The one way the engine gets effects.
 pub async fn effects_for(
     project: &Project,
-    major: u8,
-    options: &CatalogOptions,
+    key: &EffectsKey,
     environment: &Environment,
 ) -> Result<Effects> {
-    type Cache = Mutex<BTreeMap<(PathBuf, u8, String), Effects>>;
-    static CACHE: std::sync::OnceLock<Cache> = std::sync::OnceLock::new();
-    use sha2::{Digest, Sha256};
-    let mut hasher = Sha256::new();
-    for m in &project.migrations {
-        hasher.update(m.file_name().as_bytes());
-        hasher.update(m.sql.as_bytes());
-    }
-    hasher.update(format!("{options:?}").as_bytes());
-    hasher.update(environment.fingerprint().as_bytes());
-    let key = (
-        project.dir.clone(),
-        major,
-        format!("{:x}", hasher.finalize()),
-    );
-    if let Some(hit) = CACHE
-        .get_or_init(Default::default)
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .get(&key)
+    type Memory = Mutex<BTreeMap<String, Arc<Effects>>>;
+    static MEMORY: std::sync::OnceLock<Memory> = std::sync::OnceLock::new();
+    let digest = key.digest();
+    let memory = || {
+        MEMORY
+            .get_or_init(Default::default)
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    };
+    if cache::enabled()
+        && let Some(hit) = memory().get(&digest).cloned()
     {
-        return Ok(hit.clone());
+        return Ok((*hit).clone());
     }
-    let replaying = tracing::info_span!(
-        target: "phantom_sync::progress",
-        "replay",
-        task = %format!(
-            "replaying {} migrations on a scratch PostgreSQL {major} database",
-            project.migrations.len()
-        ),
-        total = project.migrations.len() as u64
-    );
-    let scratch = Database::fresh(major, "replay")
-        .instrument(replaying.clone())
-        .await?;
-    let mut conn = scratch.connect().await?;
-    let result = async {
-        let mut setup = Scratch::prepare(&mut conn, environment).await?;
-        replay(project, &mut conn, &mut setup, options).await
+    let effects = match cache::load(key) {
+        Some(stored) => stored,
+        None => {
+            let replaying = tracing::info_span!(
+                target: "phantom_sync::progress",
+                "replay",
+                task = %format!(
+                    "replaying {} migrations on a scratch PostgreSQL {} database",
+                    project.migrations.len(),
+                    key.major
+                ),
+                total = project.migrations.len() as u64
+            );
+            let scratch = Database::fresh(key.major, "replay")
+                .instrument(replaying.clone())
+                .await?;
+            let mut conn = scratch.connect().await?;
+            let result = replay(project, &mut conn, &key.options, environment)
+                .instrument(replaying)
+                .await;
+            conn.close().await.ok();
+            scratch.drop_database().await?;
+            let effects = result?;
+            cache::store(key, &effects);
+            effects
+        }
+    };
+    if cache::enabled() {
+        memory().insert(digest, Arc::new(effects.clone()));
     }
-    .instrument(replaying)
-    .await;
-    conn.close().await.ok();
-    scratch.drop_database().await?;
-    let effects = result?;
-    CACHE
-        .get_or_init(Default::default)
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .insert(key, effects.clone());
     Ok(effects)
 }

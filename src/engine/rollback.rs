@@ -260,6 +260,7 @@ async fn prove(
             .filter(|(k, _)| tables.contains(k))
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect(),
+        ..DataSnapshot::default()
     };
     let after = DataSnapshot::capture(conn, &tables).await?;
     let changed: Vec<String> = before

@@ -59,8 +59,7 @@ pub async fn recorded_variants(
         for (index, m) in project.migrations.iter().enumerate() {
             if let Some(recorded) = edited.get(m.version.as_str()) {
                 let variant =
-                    try_recorded(&mut conn, recorded, options, &effects.prefixes[index + 1])
-                        .await?;
+                    try_recorded(&mut conn, recorded, options, &effects.prefix(index + 1)).await?;
                 out.insert(m.version.clone(), variant);
             }
             let mut tx = conn

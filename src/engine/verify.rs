@@ -113,8 +113,9 @@ pub async fn verify(
     }
     let preservation = match before {
         Some(snapshot) => {
-            let tables: Vec<String> = snapshot.tables.keys().cloned().collect();
-            let after = DataSnapshot::capture(conn, &tables).await?;
+            let after =
+                crate::engine::backup::guard::capture_changed(conn, snapshot, &scope.live_tables)
+                    .await?;
             let comparison = snapshot.compare_allowing_growth(&after, &scope.live_tables);
             let changed: Vec<String> = comparison
                 .iter()

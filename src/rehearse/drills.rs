@@ -1,4 +1,4 @@
-//! The rollback drills: on a fresh copy each, the mishap a rollback exists
+//! The rollback drills: on a fresh clone of the restored capture each, the mishap a rollback exists
 //! for is made to happen — a migration failing mid-push, tables dropped after
 //! the repair, the ledger corrupted — and the procedure must bring back
 //! exactly what Phase 1 recorded.
@@ -6,11 +6,11 @@
 use std::path::Path;
 
 use super::capture::Capture;
-use super::copy::restore_copy;
 use crate::engine::backup::BackupSet;
 use crate::engine::execute::Faults;
 use crate::engine::repair::{RepairOptions, make_plan, repair};
 use crate::engine::rollback::{Procedure, RollbackReport, rollback};
+use crate::pg::sandbox::Database;
 use crate::pg::sql::quote_ident;
 use crate::pg::target::Target;
 use crate::pg::tools::PgTools;
@@ -26,14 +26,14 @@ pub(crate) fn all() -> [Procedure; 3] {
     ]
 }
 
-/// One rollback drill on a fresh copy.
+/// One rollback drill on a fresh clone of `pristine` (the restored capture).
 pub(crate) async fn drill(
+    pristine: &Database,
     capture: &Capture,
-    dump: &Path,
     out: &Path,
     procedure: Procedure,
 ) -> Result<RollbackReport> {
-    let copy = restore_copy(capture, dump, "drill").await?;
+    let copy = pristine.clone_as("drill").await?;
     let backup_dir = out.join(format!("drill-{}", procedure.slug()));
     let safety_dir = out.join(format!("drill-{}-before-rollback", procedure.slug()));
     // Backups of throw-away copies from an earlier rehearsal make way.

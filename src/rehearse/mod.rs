@@ -4,7 +4,9 @@
 //! and write the runbook to follow in production.
 //!
 //! `capture` takes the capture, `copy` restores it into a fresh
-//! database, `drills` runs the three rollback drills; the built-in
+//! database — once: the repair and each drill run on a clone of that
+//! database (`CREATE DATABASE … TEMPLATE`, a file copy) — `drills` runs the
+//! three rollback drills; the built-in
 //! incident lives in [`builtin`]. What the rehearsal found comes back as a
 //! [`Rehearsal`] and is written to the output folder (runbook, plan file,
 //! journals, backups).
@@ -189,17 +191,35 @@ pub async fn rehearse(options: &RehearseOptions) -> Result<Rehearsal> {
         .await?;
     timings.push(("capture".to_string(), clock.elapsed().as_millis()));
 
+    // The capture is restored once; the repair and every drill work on a
+    // clone of that database (a file copy, not another restore).
     let clock = Instant::now();
-    let copy = copy::restore_copy(&capture, &dump, "rehearsal")
+    let pristine = copy::restore_copy(&capture, &dump, "capture")
         .instrument(phase(format!(
             "restoring the capture into a PostgreSQL {} copy",
             capture.major
         )))
         .await?;
     timings.push(("restore".to_string(), clock.elapsed().as_millis()));
+    let result = rehearse_on(&pristine, &capture, options, &mut timings).await;
+    pristine.drop_database().await?;
+    let mut rehearsal = result?;
+    rehearsal.timings_ms = timings;
+    write_outputs(&rehearsal)?;
+    Ok(rehearsal)
+}
 
+/// The repair and the drills, each on a clone of `pristine` (the restored capture).
+async fn rehearse_on(
+    pristine: &crate::pg::sandbox::Database,
+    capture: &capture::Capture,
+    options: &RehearseOptions,
+    timings: &mut Vec<(String, u128)>,
+) -> Result<Rehearsal> {
+    let out = &options.out;
     let clock = Instant::now();
-    let repaired = repair_copy(&copy, &capture, out, options.accept_existing_drift)
+    let copy = pristine.clone_as("rehearsal").await?;
+    let repaired = repair_copy(&copy, capture, out, options.accept_existing_drift)
         .instrument(phase(
             "repairing the copy: diagnose, plan, predict, back up, repair, verify".into(),
         ))
@@ -212,7 +232,7 @@ pub async fn rehearse(options: &RehearseOptions) -> Result<Rehearsal> {
         let clock = Instant::now();
         for procedure in drills::all() {
             let task = phase(format!("drill on a fresh copy — {}", procedure.title()));
-            let report = drills::drill(&capture, &dump, out, procedure)
+            let report = drills::drill(pristine, capture, out, procedure)
                 .instrument(task)
                 .await?;
             rehearsal.passed &= report.restored();
@@ -220,8 +240,6 @@ pub async fn rehearse(options: &RehearseOptions) -> Result<Rehearsal> {
         }
         timings.push(("rollback drills".to_string(), clock.elapsed().as_millis()));
     }
-    rehearsal.timings_ms = timings;
-    write_outputs(&rehearsal)?;
     Ok(rehearsal)
 }
 

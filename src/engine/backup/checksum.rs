@@ -51,6 +51,10 @@ pub struct TableState {
 pub struct DataSnapshot {
     /// One entry per captured table.
     pub tables: BTreeMap<String, TableState>,
+    /// Phase 1's guard of each table (PostgreSQL 15+; see [`super::guard`]):
+    /// Phase 4 checksums again only the tables whose guard moved.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub guards: super::guard::Guards,
 }
 
 /// One table of a "before" snapshot compared with the "after" snapshot.
@@ -278,6 +282,7 @@ mod tests {
                 .iter()
                 .map(|s| (s.table.clone(), s.clone()))
                 .collect(),
+            ..DataSnapshot::default()
         }
     }
 

@@ -2,13 +2,15 @@
 //! repair touches a database, so that the repair can be checked and undone.
 //! A backup folder holds the ledger export (Step 1.2: `ledger.json`, and
 //! `ledger.txt` laid out like `migration list`), the row counts and content
-//! checksums of every table (Step 1.3, computed by [`checksum`]), the catalog
+//! checksums of every table (Step 1.3, computed by [`checksum`], with the
+//! [`guard`] that spares Phase 4 re-reading untouched tables), the catalog
 //! before the repair, and a dump made with the server's own major
 //! (`dump.pgcustom` with its size and hash in `dump.json`), and last the
 //! [`manifest`] that makes it complete and verifiable. Every repair writes a
 //! new folder; the rollbacks read one back as a [`BackupSet`].
 
 pub mod checksum;
+pub mod guard;
 pub mod manifest;
 
 use std::path::{Path, PathBuf};
@@ -107,7 +109,10 @@ pub async fn record_data(
     options: &CatalogOptions,
 ) -> Result<(DataSnapshot, Catalog)> {
     let catalog = Catalog::introspect(conn, options).await?;
-    let snapshot = DataSnapshot::capture(conn, &catalog.tables()).await?;
+    // The guards first: a write after them moves them (Phase 4 then checksums).
+    let guards = guard::read(conn, &catalog.tables()).await?;
+    let mut snapshot = DataSnapshot::capture(conn, &catalog.tables()).await?;
+    snapshot.guards = guards;
     write_atomic(&dir.join(DATA_JSON), &to_json(&snapshot))?;
     write_atomic(&dir.join(CATALOG_JSON), &to_json(&catalog))?;
     write_atomic(&dir.join(CATALOG_TXT), &catalog.to_text())?;

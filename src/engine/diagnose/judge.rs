@@ -76,7 +76,6 @@ fn summarise(keys: &[String]) -> String {
 pub(super) fn judge(index: usize, effects: &Effects, live: &Catalog) -> Judgement {
     let mut j = Judgement::default();
     let changes = &effects.migrations[index].changes;
-    let later = &effects.prefixes[index + 1..];
     let final_catalog = effects.final_catalog();
     let created_tables: BTreeSet<String> = changes
         .iter()
@@ -93,11 +92,7 @@ pub(super) fn judge(index: usize, effects: &Effects, live: &Catalog) -> Judgemen
         }
         match &d.change {
             Change::Missing { .. } | Change::Changed { .. } => {
-                let shapes: BTreeSet<&str> = later
-                    .iter()
-                    .filter_map(|c| c.get(&d.key))
-                    .map(|o| o.definition.as_str())
-                    .collect();
+                let shapes = effects.shapes_after(index, &d.key);
                 match live.get(&d.key) {
                     Some(obj) if shapes.contains(obj.definition.as_str()) => {
                         j.present.push(d.key.clone())
@@ -107,10 +102,10 @@ pub(super) fn judge(index: usize, effects: &Effects, live: &Catalog) -> Judgemen
                         detail.push((None, d.kind, format!("{}: not changed yet", d.key), false));
                     }
                     Some(obj) => {
-                        let expected = later[0]
-                            .get(&d.key)
-                            .map(|o| o.definition.clone())
-                            .unwrap_or_default();
+                        let expected = effects
+                            .definition_after(index, &d.key)
+                            .unwrap_or_default()
+                            .to_string();
                         let shown = Difference {
                             key: d.key.clone(),
                             kind: d.kind,
@@ -123,7 +118,7 @@ pub(super) fn judge(index: usize, effects: &Effects, live: &Catalog) -> Judgemen
                     }
                     None if final_catalog.get(&d.key).is_none() => {}
                     None => {
-                        let parent = parent_table(d, final_catalog);
+                        let parent = parent_table(d, final_catalog, effects.final_tables());
                         if d.kind == ObjectKind::Table
                             && let Some(t) = table_name(&d.key)
                         {
@@ -136,10 +131,10 @@ pub(super) fn judge(index: usize, effects: &Effects, live: &Catalog) -> Judgemen
                             key: d.key.clone(),
                             kind: d.kind,
                             change: Change::Missing {
-                                expected: later[0]
-                                    .get(&d.key)
-                                    .map(|o| o.definition.clone())
-                                    .unwrap_or_default(),
+                                expected: effects
+                                    .definition_after(index, &d.key)
+                                    .unwrap_or_default()
+                                    .to_string(),
                             },
                         };
                         detail.push((parent, d.kind, shown.describe(), drift));
@@ -149,7 +144,7 @@ pub(super) fn judge(index: usize, effects: &Effects, live: &Catalog) -> Judgemen
             // A dropped object that is gone proves nothing (it may never have
             // been created); one that is still there is a missing effect.
             Change::Unexpected { .. } => {
-                let recreated = later.iter().any(|c| c.get(&d.key).is_some());
+                let recreated = effects.exists_after(index, &d.key);
                 if !recreated && live.get(&d.key).is_none() {
                     j.drops_done.push(d.key.clone());
                 }
@@ -216,7 +211,7 @@ fn live_has_table(live: &Catalog, table: &str) -> bool {
 }
 
 /// The table an object belongs to (a column, constraint, index, policy, …), if any.
-fn parent_table(d: &Difference, catalog: &Catalog) -> Option<String> {
+fn parent_table(d: &Difference, catalog: &Catalog, tables: &[String]) -> Option<String> {
     if d.kind == ObjectKind::Table {
         return None;
     }
@@ -224,5 +219,5 @@ fn parent_table(d: &Difference, catalog: &Catalog) -> Option<String> {
         .get(&d.key)
         .map(|o| o.definition.as_str())
         .unwrap_or("");
-    crate::source::catalog::owner_table(&d.key, definition, &catalog.tables())
+    crate::source::catalog::owner_table(&d.key, definition, tables)
 }

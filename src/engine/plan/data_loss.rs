@@ -122,11 +122,9 @@ pub async fn data_at_risk(
                     });
                 }
             };
-        if let Some((i, _)) = effects.of(version)
-            && let (Some(before), Some(after)) =
-                (effects.prefixes.get(i), effects.prefixes.get(i + 1))
-        {
-            for (kind, object, column) in dropped(before, after) {
+        if let Some((i, _)) = effects.of(version) {
+            let (before, after) = (effects.prefix(i), effects.prefix(i + 1));
+            for (kind, object, column) in dropped(&before, &after) {
                 let rows = match &column {
                     None => count(conn, &object, None).await?,
                     Some(column) => count(conn, &object, Some(column)).await?,

@@ -1,6 +1,8 @@
 //! Scenario databases: each test or rehearsal step gets its own database,
 //! cloned from a template that already holds the Supabase shim
-//! (`CREATE DATABASE … TEMPLATE …`). PostgreSQL refuses to clone a template
+//! (`CREATE DATABASE … TEMPLATE …`); any database can be cloned the same way
+//! ([`Database::clone_as`]: the rehearsal restores its capture once and
+//! clones it for the repair and each drill). PostgreSQL refuses to clone a template
 //! while anything is connected to it, so the template is built once per
 //! server under a lock and never left with an open connection; clones then
 //! run concurrently (retried if a stray session holds the template).
@@ -58,6 +60,21 @@ impl Database {
             name,
             major: server.major,
             server: server.clone(),
+        })
+    }
+
+    /// A copy of this database on the same server (`CREATE DATABASE …
+    /// TEMPLATE` this one, files copied): a restored capture is cloned for the
+    /// repair and for every drill instead of being restored again. Nothing
+    /// may stay connected to this database while it is cloned (a busy
+    /// template is retried).
+    pub async fn clone_as(&self, label: &str) -> Result<Database> {
+        let name = format!("{}_{}", sanitise(label), unique());
+        clone_template(&self.server, &self.name, &name).await?;
+        Ok(Database {
+            name,
+            major: self.major,
+            server: self.server.clone(),
         })
     }
 
@@ -177,6 +194,7 @@ async fn ensure_template(server: &PgServer) -> Result<&'static str> {
 
 /// `CREATE DATABASE name TEMPLATE template`, retried while the template is busy.
 async fn clone_template(server: &PgServer, template: &str, name: &str) -> Result<()> {
+    let template = &quote_ident(template);
     // FILE_COPY copies the template's files (fast for small templates); PG14 knows no other way.
     let strategy = if server.major >= 15 {
         " STRATEGY FILE_COPY"

@@ -14,19 +14,122 @@
 //! - PostgreSQL 14–15 qualify column names in views that read from one
 //!   relation; 16+ do not: the older text is unqualified.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use sqlx::postgres::PgRow;
-use sqlx::{Connection, PgConnection, Postgres, Row};
+use sqlx::postgres::types::Oid;
+use sqlx::{Connection, PgConnection};
 
 use super::canonical::{ident, literal, qualified};
 use super::queries::{
-    COLUMNS, COMMENTS, CONSTRAINTS, EXTENSIONS, FUNCTIONS, GRANTS, INDEXES, POLICIES, SCHEMAS,
-    SEQUENCES, SESSION, TABLES, TRIGGERS, TYPES, VIEWS,
+    COLUMNS, COMMENTS, CONSTRAINTS, EXTENSIONS, FUNCTIONS, GRANTS, INDEXES, OWNED, POLICIES,
+    SCHEMAS, SEQUENCES, SESSION, SESSION_TARGETED, TABLES, TRIGGERS, TYPES, VIEWS, targeted,
 };
 use super::relations::{columns, constraints, grantee, indexes, policies, tables, triggers, views};
+use super::row::{CatalogRow, Field, JsonRow};
 use super::{Catalog, CatalogOptions, Object, ObjectKind};
 use crate::error::{Error, Result};
+
+/// What sort of object a root is: it decides which per-kind queries can
+/// find objects under it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum RootClass {
+    Schema,
+    Extension,
+    Type,
+    /// A table (plain or partitioned), in any schema (triggers on
+    /// `auth.users` that call a user function hang off it).
+    Table,
+    /// A view or materialized view.
+    View,
+    Sequence,
+    Function,
+}
+
+/// Which objects to read. Every catalog object hangs off one **root** — a
+/// schema, extension, type, table, view, sequence or function, named by its
+/// OID (a column, constraint, index, policy, trigger, RLS flag, comment or
+/// grant hangs off its table, view, sequence, function or type). A targeted
+/// read returns, for each root asked for, every object under it, rendered
+/// exactly as a whole-catalog read renders it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ObjectSet {
+    /// The roots to read (`None`: every root — the whole catalog).
+    pub roots: Option<BTreeMap<u32, RootClass>>,
+    /// Only these kinds (`None`: every kind).
+    pub kinds: Option<BTreeSet<ObjectKind>>,
+}
+
+impl ObjectSet {
+    /// Every object: a whole-catalog read.
+    pub fn everything() -> ObjectSet {
+        ObjectSet::default()
+    }
+
+    /// Every object of `kind` under every root.
+    pub fn kind(kind: ObjectKind) -> ObjectSet {
+        ObjectSet {
+            roots: None,
+            kinds: Some(BTreeSet::from([kind])),
+        }
+    }
+
+    /// Every object under `roots`.
+    pub fn roots(roots: BTreeMap<u32, RootClass>) -> ObjectSet {
+        ObjectSet {
+            roots: Some(roots),
+            kinds: None,
+        }
+    }
+
+    /// Whether the per-kind query that yields `kinds` for roots of `classes` must run.
+    fn wants(&self, kinds: &[ObjectKind], classes: &[RootClass]) -> bool {
+        let kind_wanted = self
+            .kinds
+            .as_ref()
+            .is_none_or(|wanted| kinds.iter().any(|k| wanted.contains(k)));
+        let class_wanted = self
+            .roots
+            .as_ref()
+            .is_none_or(|roots| roots.values().any(|c| classes.contains(c)));
+        kind_wanted && class_wanted
+    }
+}
+
+/// What a read returned: the objects, which root each came from, and what
+/// hangs off the roots read (see [`ObjectSet`]).
+#[derive(Debug, Clone, Default)]
+pub struct Reading {
+    /// The objects read.
+    pub catalog: Catalog,
+    /// `(key, root OID)` of every object read.
+    pub owners: Vec<(String, u32)>,
+    /// `(sub-object OID, root OID)`: indexes, constraints, policies,
+    /// triggers and column defaults of the roots read (also internal ones).
+    /// Filled only when every kind was read.
+    pub parts: Vec<(u32, u32)>,
+    /// `(partition OID, parent OID)` of the roots read (a partition's text
+    /// names its parent). Filled only when every kind was read.
+    pub children: Vec<(u32, u32)>,
+}
+
+impl Reading {
+    /// Adds an object read from `row` (whose `root` column names its root).
+    pub(super) fn put(&mut self, row: &impl CatalogRow, object: Object) -> Result<()> {
+        let root: i64 = col(row, "root")?;
+        self.put_under(root, object);
+        Ok(())
+    }
+
+    fn put_under(&mut self, root: i64, object: Object) {
+        self.owners.push((object.key.clone(), oid_u32(root)));
+        self.catalog.insert(object);
+    }
+}
+
+fn oid_u32(oid: i64) -> u32 {
+    u32::try_from(oid).unwrap_or(0)
+}
 
 impl Catalog {
     /// Reads the user schemas of the database behind `conn` (every schema
@@ -37,6 +140,22 @@ impl Catalog {
         conn: &mut PgConnection,
         options: &CatalogOptions,
     ) -> crate::Result<Catalog> {
+        Ok(
+            Catalog::introspect_objects(conn, options, &ObjectSet::everything())
+                .await?
+                .catalog,
+        )
+    }
+
+    /// Reads only the objects of `set` — each rendered byte for byte as
+    /// [`Catalog::introspect`] renders it — with the root each hangs off.
+    /// This is how a replay follows a schema migration by migration without
+    /// reading the whole catalog after each one.
+    pub async fn introspect_objects(
+        conn: &mut PgConnection,
+        options: &CatalogOptions,
+        set: &ObjectSet,
+    ) -> crate::Result<Reading> {
         let begun = if conn.is_in_transaction() {
             conn.begin().await
         } else {
@@ -46,44 +165,208 @@ impl Catalog {
         let mut tx = begun.map_err(Error::db(
             "starting a read-only transaction to read the catalog",
         ))?;
-        let read = read_catalog(&mut tx, &options.exclude_schemas).await;
+        let read = read_catalog(&mut tx, &options.exclude_schemas, set).await;
         let rolled_back = tx.rollback().await;
-        let catalog = read?;
+        let reading = read?;
         rolled_back.map_err(Error::db("ending the catalog transaction"))?;
-        Ok(catalog)
+        Ok(reading)
     }
 }
 
-async fn read_catalog(conn: &mut PgConnection, excluded: &[String]) -> Result<Catalog> {
-    let version: i32 = sqlx::query_scalar(SESSION)
+async fn read_catalog(
+    conn: &mut PgConnection,
+    excluded: &[String],
+    set: &ObjectSet,
+) -> Result<Reading> {
+    use ObjectKind as K;
+    use RootClass as R;
+    let targeted_read = set.roots.is_some() && set.kinds.is_none();
+    let session = if targeted_read {
+        SESSION_TARGETED
+    } else {
+        SESSION
+    };
+    let version: i32 = sqlx::query_scalar(session)
         .fetch_one(&mut *conn)
         .await
         .map_err(Error::db("fixing session settings to read the catalog"))?;
-    let mut catalog = Catalog::default();
-    let q = Queries { excluded };
-    schemas(&q.run(conn, SCHEMAS, "schemas").await?, &mut catalog)?;
-    extensions(&q.run(conn, EXTENSIONS, "extensions").await?, &mut catalog)?;
-    types(&q.run(conn, TYPES, "types").await?, &mut catalog)?;
-    sequences(&q.run(conn, SEQUENCES, "sequences").await?, &mut catalog)?;
-    tables(&q.run(conn, TABLES, "tables").await?, &mut catalog)?;
-    columns(&q.run(conn, COLUMNS, "columns").await?, &mut catalog)?;
-    constraints(
-        &q.run(conn, CONSTRAINTS, "constraints").await?,
-        &mut catalog,
-    )?;
-    indexes(&q.run(conn, INDEXES, "indexes").await?, &mut catalog)?;
-    policies(&q.run(conn, POLICIES, "policies").await?, &mut catalog)?;
-    functions(&q.run(conn, FUNCTIONS, "functions").await?, &mut catalog)?;
-    triggers(&q.run(conn, TRIGGERS, "triggers").await?, &mut catalog)?;
-    views(&q.run(conn, VIEWS, "views").await?, version, &mut catalog)?;
-    comments(&q.run(conn, COMMENTS, "comments").await?, &mut catalog)?;
-    grants(&q.run(conn, GRANTS, "grants").await?, &mut catalog)?;
-    Ok(catalog)
+    let mut out = Reading::default();
+    let roots: Option<Vec<Oid>> = set
+        .roots
+        .as_ref()
+        .map(|r| r.keys().map(|oid| Oid(*oid)).collect());
+    if roots.as_ref().is_some_and(Vec::is_empty) {
+        return Ok(out);
+    }
+    let q = Queries {
+        excluded,
+        roots: roots.as_deref(),
+    };
+    if targeted_read {
+        return read_roots(conn, &q, version, out).await;
+    }
+    if set.wants(&[K::Schema], &[R::Schema]) {
+        schemas(&q.run(conn, SCHEMAS, "schemas").await?, &mut out)?;
+    }
+    if set.wants(&[K::Extension], &[R::Extension]) {
+        extensions(&q.run(conn, EXTENSIONS, "extensions").await?, &mut out)?;
+    }
+    if set.wants(&[K::Type], &[R::Type]) {
+        types(&q.run(conn, TYPES, "types").await?, &mut out)?;
+    }
+    if set.wants(&[K::Sequence], &[R::Sequence]) {
+        sequences(&q.run(conn, SEQUENCES, "sequences").await?, &mut out)?;
+    }
+    if set.wants(&[K::Table, K::RowSecurity], &[R::Table]) {
+        tables(&q.run(conn, TABLES, "tables").await?, &mut out)?;
+    }
+    if set.wants(&[K::Column], &[R::Table]) {
+        columns(&q.run(conn, COLUMNS, "columns").await?, &mut out)?;
+    }
+    if set.wants(&[K::Constraint], &[R::Table]) {
+        constraints(&q.run(conn, CONSTRAINTS, "constraints").await?, &mut out)?;
+    }
+    if set.wants(&[K::Index], &[R::Table, R::View]) {
+        indexes(&q.run(conn, INDEXES, "indexes").await?, &mut out)?;
+    }
+    if set.wants(&[K::Policy], &[R::Table]) {
+        policies(&q.run(conn, POLICIES, "policies").await?, &mut out)?;
+    }
+    if set.wants(&[K::Function], &[R::Function]) {
+        functions(&q.run(conn, FUNCTIONS, "functions").await?, &mut out)?;
+    }
+    if set.wants(&[K::Trigger], &[R::Table, R::View]) {
+        triggers(&q.run(conn, TRIGGERS, "triggers").await?, &mut out)?;
+    }
+    if set.wants(&[K::View, K::MaterializedView], &[R::View]) {
+        views(&q.run(conn, VIEWS, "views").await?, version, &mut out)?;
+    }
+    let commented = [R::Table, R::View, R::Sequence, R::Function, R::Type];
+    if set.wants(&[K::Comment], &commented) {
+        comments(&q.run(conn, COMMENTS, "comments").await?, &mut out)?;
+    }
+    if set.wants(&[K::Grant], &[R::Table, R::View, R::Sequence, R::Function]) {
+        grants(&q.run(conn, GRANTS, "grants").await?, &mut out)?;
+    }
+    if set.kinds.is_none() {
+        owned(conn, roots.as_deref(), &mut out).await?;
+    }
+    Ok(out)
 }
 
-/// Runs the per-kind queries; those that mention `$1` get the excluded schemas there.
+/// The queries of a targeted read, in the order their columns come back.
+const KINDS: [(&str, &str); 15] = [
+    ("schemas", SCHEMAS),
+    ("extensions", EXTENSIONS),
+    ("types", TYPES),
+    ("sequences", SEQUENCES),
+    ("tables", TABLES),
+    ("columns", COLUMNS),
+    ("constraints", CONSTRAINTS),
+    ("indexes", INDEXES),
+    ("policies", POLICIES),
+    ("functions", FUNCTIONS),
+    ("triggers", TRIGGERS),
+    ("views", VIEWS),
+    ("comments", COMMENTS),
+    ("grants", GRANTS),
+    ("owned", OWNED),
+];
+
+/// One statement that runs every kind's query for the roots in `$2` and
+/// returns each kind's rows as one JSON array: a targeted read is one round
+/// trip, and its plan is prepared once per connection.
+fn roots_statement() -> &'static str {
+    static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    SQL.get_or_init(|| {
+        let columns: Vec<String> = KINDS
+            .iter()
+            .map(|(name, sql)| {
+                // OWNED takes the roots as `$1` when it runs alone.
+                let sql = targeted(sql).replace("$1::oid[]", "$2::oid[]");
+                format!(
+                    "(SELECT coalesce(jsonb_agg(to_jsonb(q)), '[]'::jsonb)::text FROM ({sql}) q) AS {name}"
+                )
+            })
+            .collect();
+        format!("SELECT {}", columns.join(",\n  "))
+    })
+}
+
+/// Every object under the roots of `q`, in one statement (see [`roots_statement`]).
+async fn read_roots(
+    conn: &mut PgConnection,
+    q: &Queries<'_>,
+    version: i32,
+    mut out: Reading,
+) -> Result<Reading> {
+    let row = sqlx::query(sqlx::AssertSqlSafe(roots_statement()))
+        .bind(q.excluded)
+        .bind(q.roots)
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(Error::db("reading objects from the catalog"))?;
+    let mut kinds: BTreeMap<&str, Vec<JsonRow>> = BTreeMap::new();
+    for (name, _) in KINDS {
+        let text: String = col(&row, name)?;
+        let rows: Vec<JsonRow> = serde_json::from_str(&text).map_err(|e| {
+            Error::Invalid(format!(
+                "catalog: the {name} of a targeted read are not JSON rows ({e}) (hint: this is a bug in phantom-sync)"
+            ))
+        })?;
+        kinds.insert(name, rows);
+    }
+    let mut take = |name: &str| kinds.remove(name).unwrap_or_default();
+    schemas(&take("schemas"), &mut out)?;
+    extensions(&take("extensions"), &mut out)?;
+    types(&take("types"), &mut out)?;
+    sequences(&take("sequences"), &mut out)?;
+    tables(&take("tables"), &mut out)?;
+    columns(&take("columns"), &mut out)?;
+    constraints(&take("constraints"), &mut out)?;
+    indexes(&take("indexes"), &mut out)?;
+    policies(&take("policies"), &mut out)?;
+    functions(&take("functions"), &mut out)?;
+    triggers(&take("triggers"), &mut out)?;
+    views(&take("views"), version, &mut out)?;
+    comments(&take("comments"), &mut out)?;
+    grants(&take("grants"), &mut out)?;
+    owned_rows(&take("owned"), &mut out)?;
+    Ok(out)
+}
+
+/// Fills [`Reading::parts`] and [`Reading::children`] for `roots`.
+async fn owned(conn: &mut PgConnection, roots: Option<&[Oid]>, out: &mut Reading) -> Result<()> {
+    let sql = if roots.is_some() {
+        targeted(OWNED)
+    } else {
+        OWNED
+    };
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(roots)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(Error::db("reading what hangs off each catalog object"))?;
+    owned_rows(&rows, out)
+}
+
+fn owned_rows(rows: &[impl CatalogRow], out: &mut Reading) -> Result<()> {
+    for row in rows {
+        let link: String = col(row, "link")?;
+        let pair = (oid_u32(col(row, "oid")?), oid_u32(col(row, "root")?));
+        if link == "child" {
+            out.children.push(pair);
+        } else {
+            out.parts.push(pair);
+        }
+    }
+    Ok(())
+}
+
+/// Runs the per-kind queries: `$1` is the excluded schemas, `$2` the roots (NULL: all).
 struct Queries<'a> {
     excluded: &'a [String],
+    roots: Option<&'a [Oid]>,
 }
 
 impl Queries<'_> {
@@ -93,13 +376,14 @@ impl Queries<'_> {
         sql: &'static str,
         what: &str,
     ) -> Result<Vec<PgRow>> {
-        let query = sqlx::query(sql);
-        let query = if sql.contains("$1") {
-            query.bind(self.excluded)
+        let sql = if self.roots.is_some() {
+            targeted(sql)
         } else {
-            query
+            sql
         };
-        query
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(self.excluded)
+            .bind(self.roots)
             .fetch_all(&mut *conn)
             .await
             .map_err(Error::db(format!("reading {what} from the catalog")))
@@ -107,24 +391,20 @@ impl Queries<'_> {
 }
 
 /// One column of a catalog row.
-pub(super) fn col<'r, T>(row: &'r PgRow, name: &str) -> Result<T>
-where
-    T: sqlx::Decode<'r, Postgres> + sqlx::Type<Postgres>,
-{
-    row.try_get(name)
-        .map_err(Error::db(format!("decoding catalog column {name}")))
+pub(super) fn col<T: Field, R: CatalogRow>(row: &R, name: &str) -> Result<T> {
+    row.field(name)
 }
 
 /// `schema.name` of the row's `nspname` and `name` columns.
-pub(super) fn row_name(row: &PgRow) -> Result<String> {
+pub(super) fn row_name(row: &impl CatalogRow) -> Result<String> {
     Ok(qualified(
-        &col::<String>(row, "nspname")?,
-        &col::<String>(row, "name")?,
+        &col::<String, _>(row, "nspname")?,
+        &col::<String, _>(row, "name")?,
     ))
 }
 
 /// A collation as SQL writes it: bare name for `pg_catalog`, else qualified.
-pub(super) fn collation(row: &PgRow) -> Result<Option<String>> {
+pub(super) fn collation(row: &impl CatalogRow) -> Result<Option<String>> {
     let name: Option<String> = col(row, "collname")?;
     let schema: Option<String> = col(row, "collschema")?;
     Ok(match (schema, name) {
@@ -135,36 +415,42 @@ pub(super) fn collation(row: &PgRow) -> Result<Option<String>> {
 }
 
 /// `schema.name(argtype, …)`: how functions are named in keys.
-fn function_name(row: &PgRow) -> Result<String> {
+fn function_name(row: &impl CatalogRow) -> Result<String> {
     let args: Vec<String> = col(row, "argtypes")?;
     Ok(format!("{}({})", row_name(row)?, args.join(", ")))
 }
 
 /// `schema …` objects.
-fn schemas(rows: &[PgRow], catalog: &mut Catalog) -> Result<()> {
+fn schemas(rows: &[impl CatalogRow], out: &mut Reading) -> Result<()> {
     for row in rows {
         let name: String = col(row, "nspname")?;
-        catalog.insert(Object::new(ObjectKind::Schema, &ident(&name), "schema"));
+        out.put(
+            row,
+            Object::new(ObjectKind::Schema, &ident(&name), "schema"),
+        )?;
     }
     Ok(())
 }
 
 /// `extension …` objects: the schema each is installed in (not its version).
-fn extensions(rows: &[PgRow], catalog: &mut Catalog) -> Result<()> {
+fn extensions(rows: &[impl CatalogRow], out: &mut Reading) -> Result<()> {
     for row in rows {
         let name: String = col(row, "name")?;
         let schema: String = col(row, "nspname")?;
-        catalog.insert(Object::new(
-            ObjectKind::Extension,
-            &ident(&name),
-            format!("schema {}", ident(&schema)),
-        ));
+        out.put(
+            row,
+            Object::new(
+                ObjectKind::Extension,
+                &ident(&name),
+                format!("schema {}", ident(&schema)),
+            ),
+        )?;
     }
     Ok(())
 }
 
 /// `type …` objects: enum labels in order, composite fields, range subtype, or domain.
-fn types(rows: &[PgRow], catalog: &mut Catalog) -> Result<()> {
+fn types(rows: &[impl CatalogRow], out: &mut Reading) -> Result<()> {
     for row in rows {
         let typtype: String = col(row, "typtype")?;
         let definition = match typtype.as_str() {
@@ -185,27 +471,30 @@ fn types(rows: &[PgRow], catalog: &mut Catalog) -> Result<()> {
             }
             "r" => format!(
                 "range of {}",
-                col::<Option<String>>(row, "base")?.unwrap_or_default()
+                col::<Option<String>, _>(row, "base")?.unwrap_or_default()
             ),
             _ => domain_definition(row)?,
         };
-        catalog.insert(Object::new(ObjectKind::Type, &row_name(row)?, definition));
+        out.put(
+            row,
+            Object::new(ObjectKind::Type, &row_name(row)?, definition),
+        )?;
     }
     Ok(())
 }
 
-fn domain_definition(row: &PgRow) -> Result<String> {
+fn domain_definition(row: &impl CatalogRow) -> Result<String> {
     let mut text = format!(
         "domain over {}",
-        col::<Option<String>>(row, "base")?.unwrap_or_default()
+        col::<Option<String>, _>(row, "base")?.unwrap_or_default()
     );
     if let Some(collation) = collation(row)? {
         text.push_str(&format!(" collate {collation}"));
     }
-    if col::<bool>(row, "not_null")? {
+    if col::<bool, _>(row, "not_null")? {
         text.push_str(" not null");
     }
-    if let Some(default) = col::<Option<String>>(row, "default_expr")? {
+    if let Some(default) = col::<Option<String>, _>(row, "default_expr")? {
         text.push_str(&format!(" default {default}"));
     }
     let names: Vec<String> = col(row, "check_names")?;
@@ -217,22 +506,22 @@ fn domain_definition(row: &PgRow) -> Result<String> {
 }
 
 /// `sequence …` objects: type, bounds, step, cache, cycle and owning column.
-fn sequences(rows: &[PgRow], catalog: &mut Catalog) -> Result<()> {
+fn sequences(rows: &[impl CatalogRow], out: &mut Reading) -> Result<()> {
     for row in rows {
-        let mut text = if col::<bool>(row, "unlogged")? {
+        let mut text = if col::<bool, _>(row, "unlogged")? {
             "unlogged ".to_string()
         } else {
             String::new()
         };
         text.push_str(&format!(
             "as {} start {} increment {} minvalue {} maxvalue {} cache {} {}",
-            col::<String>(row, "data_type")?,
-            col::<i64>(row, "start")?,
-            col::<i64>(row, "increment")?,
-            col::<i64>(row, "min")?,
-            col::<i64>(row, "max")?,
-            col::<i64>(row, "cache")?,
-            if col::<bool>(row, "cycle")? {
+            col::<String, _>(row, "data_type")?,
+            col::<i64, _>(row, "start")?,
+            col::<i64, _>(row, "increment")?,
+            col::<i64, _>(row, "min")?,
+            col::<i64, _>(row, "max")?,
+            col::<i64, _>(row, "cache")?,
+            if col::<bool, _>(row, "cycle")? {
                 "cycle"
             } else {
                 "no cycle"
@@ -250,30 +539,33 @@ fn sequences(rows: &[PgRow], catalog: &mut Catalog) -> Result<()> {
                 ident(&column)
             ));
         }
-        catalog.insert(Object::new(ObjectKind::Sequence, &row_name(row)?, text));
+        out.put(
+            row,
+            Object::new(ObjectKind::Sequence, &row_name(row)?, text),
+        )?;
     }
     Ok(())
 }
 
 /// `function …` objects: signature, result, language, properties, settings
 /// (sorted) and the SHA-256 of the body instead of the body.
-fn functions(rows: &[PgRow], catalog: &mut Catalog) -> Result<()> {
+fn functions(rows: &[impl CatalogRow], out: &mut Reading) -> Result<()> {
     use sha2::{Digest, Sha256};
     for row in rows {
-        let kind = match col::<String>(row, "prokind")?.as_str() {
+        let kind = match col::<String, _>(row, "prokind")?.as_str() {
             "p" => "procedure",
             "w" => "window function",
             _ => "function",
         };
-        let mut text = format!("{kind} ({})", col::<String>(row, "args")?);
-        if let Some(result) = col::<Option<String>>(row, "result")? {
+        let mut text = format!("{kind} ({})", col::<String, _>(row, "args")?);
+        if let Some(result) = col::<Option<String>, _>(row, "result")? {
             text.push_str(&format!(" returns {result}"));
         }
         text.push_str(&format!(
             " language {}",
-            ident(&col::<String>(row, "language")?)
+            ident(&col::<String, _>(row, "language")?)
         ));
-        let volatility = match col::<String>(row, "volatility")?.as_str() {
+        let volatility = match col::<String, _>(row, "volatility")?.as_str() {
             "i" => "immutable",
             "s" => "stable",
             _ => "volatile",
@@ -284,11 +576,11 @@ fn functions(rows: &[PgRow], catalog: &mut Catalog) -> Result<()> {
             ("definer", "security definer"),
             ("leakproof", "leakproof"),
         ] {
-            if col::<bool>(row, flag)? {
+            if col::<bool, _>(row, flag)? {
                 text.push_str(&format!(" {word}"));
             }
         }
-        match col::<String>(row, "parallel")?.as_str() {
+        match col::<String, _>(row, "parallel")?.as_str() {
             "s" => text.push_str(" parallel safe"),
             "r" => text.push_str(" parallel restricted"),
             _ => {}
@@ -298,23 +590,22 @@ fn functions(rows: &[PgRow], catalog: &mut Catalog) -> Result<()> {
         for setting in config {
             text.push_str(&format!(" set {setting}"));
         }
-        let body: String = col::<Option<String>>(row, "body")?.unwrap_or_default();
+        let body: String = col::<Option<String>, _>(row, "body")?.unwrap_or_default();
         let digest: String = Sha256::digest(body.as_bytes())
             .iter()
             .map(|b| format!("{b:02x}"))
             .collect();
         text.push_str(&format!(" body sha256:{digest}"));
-        catalog.insert(Object::new(
-            ObjectKind::Function,
-            &function_name(row)?,
-            text,
-        ));
+        out.put(
+            row,
+            Object::new(ObjectKind::Function, &function_name(row)?, text),
+        )?;
     }
     Ok(())
 }
 
 /// `comment <kind> …` objects: the comment text.
-fn comments(rows: &[PgRow], catalog: &mut Catalog) -> Result<()> {
+fn comments(rows: &[impl CatalogRow], out: &mut Reading) -> Result<()> {
     for row in rows {
         let target: String = col(row, "target")?;
         let column: Option<String> = col(row, "column_name")?;
@@ -327,19 +618,22 @@ fn comments(rows: &[PgRow], catalog: &mut Catalog) -> Result<()> {
             ("S", None) => format!("sequence {}", row_name(row)?),
             _ => format!("table {}", row_name(row)?),
         };
-        catalog.insert(Object::new(
-            ObjectKind::Comment,
-            &subject,
-            col::<String>(row, "description")?,
-        ));
+        out.put(
+            row,
+            Object::new(
+                ObjectKind::Comment,
+                &subject,
+                col::<String, _>(row, "description")?,
+            ),
+        )?;
     }
     Ok(())
 }
 
 /// `grant <object> <grantee>` objects: privileges sorted, MAINTAIN left out.
-fn grants(rows: &[PgRow], catalog: &mut Catalog) -> Result<()> {
+fn grants(rows: &[impl CatalogRow], out: &mut Reading) -> Result<()> {
     // key name → privilege → grantable (by any grantor)
-    let mut granted: BTreeMap<String, BTreeMap<String, bool>> = BTreeMap::new();
+    let mut granted: BTreeMap<String, (i64, BTreeMap<String, bool>)> = BTreeMap::new();
     for row in rows {
         let privilege: String = col(row, "privilege")?;
         if privilege == "MAINTAIN" {
@@ -354,18 +648,23 @@ fn grants(rows: &[PgRow], catalog: &mut Catalog) -> Result<()> {
         };
         let name = format!("{on} {}", grantee(&col(row, "grantee")?));
         let grantable: bool = col(row, "grantable")?;
+        let root: i64 = col(row, "root")?;
         *granted
             .entry(name)
-            .or_default()
+            .or_insert_with(|| (root, BTreeMap::new()))
+            .1
             .entry(privilege)
             .or_default() |= grantable;
     }
-    for (name, privileges) in granted {
-        catalog.insert(Object::new(
-            ObjectKind::Grant,
-            &name,
-            super::grant_definition(&privileges),
-        ));
+    for (name, (root, privileges)) in granted {
+        out.put_under(
+            root,
+            Object::new(
+                ObjectKind::Grant,
+                &name,
+                super::grant_definition(&privileges),
+            ),
+        );
     }
     Ok(())
 }

@@ -9,7 +9,10 @@
 //!
 //! Reading the database lives in `introspect` and `relations` (with the SQL
 //! in `queries`), the canonical-text rules in `canonical`, and the
-//! comparison in `diff`.
+//! comparison in `diff`. A read can be limited to a few objects and their
+//! dependents ([`ObjectSet`]); `tracked` keeps a catalog up to date that way
+//! ([`TrackedCatalog`]), which is how a replay follows the schema migration
+//! by migration without reading the whole catalog after each one.
 
 mod canonical;
 mod diff;
@@ -17,6 +20,8 @@ mod group;
 mod introspect;
 mod queries;
 mod relations;
+mod row;
+mod tracked;
 
 use std::collections::BTreeMap;
 
@@ -25,6 +30,8 @@ use sha2::{Digest, Sha256};
 
 pub use diff::{Change, Difference, diff};
 pub use group::{Group, group, parts_phrase};
+pub use introspect::{ObjectSet, Reading, RootClass};
+pub use tracked::{Refresh, TrackedCatalog};
 
 /// Schemas that belong to the Supabase platform (or its local shim), never
 /// to a project's migrations. System schemas (`pg_catalog`,

@@ -384,8 +384,9 @@ fn hint(tool: &str, stderr: &str) -> Option<String> {
              container); check sslrootcert, or use sslmode=require to encrypt without verifying"
         )
     } else if has("does not match host name") {
-        "the server's certificate does not name the host of the URL; connect with a host name it names, or use \
-         sslmode=verify-ca to check only the CA"
+        "the server's certificate does not name the host of the URL (libpq before PostgreSQL 15 — the tools of a \
+         14 server — matches host names only, never an IP address in the certificate); connect with a host name \
+         it names, or use sslmode=verify-ca to check only the CA"
             .to_string()
     } else if has("server does not support ssl") {
         "the server does not accept TLS (ssl = off); use sslmode=prefer, or turn ssl on at the server".to_string()

@@ -1,0 +1,243 @@
+//! The replay's targeted reads (event triggers record what each migration
+//! touches; only that is read again) give exactly what reading the whole
+//! catalog after every migration gives — on a project that creates, alters,
+//! renames, comments, grants and drops every object kind, including the
+//! changes event triggers do not name (GRANT/REVOKE, role renames) and the
+//! ones that change the text of other objects (renamed tables, columns,
+//! types, functions and schemas; detached partitions; cascades).
+
+use phantom_sync::engine::effects::{Effects, ReplayMode, replay_with};
+use phantom_sync::pg::sandbox::{Database, versions_from_env};
+use phantom_sync::source::catalog::CatalogOptions;
+use phantom_sync::source::environment::Environment;
+use phantom_sync::source::project::Project;
+use pretty_assertions::assert_eq;
+use sqlx::Connection;
+
+type TestResult = anyhow::Result<()>;
+
+/// One migration per entry: (name, SQL).
+const MIGRATIONS: &[(&str, &str)] = &[
+    (
+        "roles",
+        r#"do $$ begin
+  create role effects_reader nologin;
+exception when duplicate_object or unique_violation then null;
+end $$;
+do $$ begin
+  create role effects_renamed_a nologin;
+exception when duplicate_object or unique_violation then null;
+end $$;"#,
+    ),
+    (
+        "base",
+        r#"create extension if not exists citext with schema public;
+create schema app;
+create type app.member_role as enum ('owner', 'member');
+create domain app.slug as text check (value ~ '^[a-z-]+$');
+create type app.pair as (a int, b text);
+create table app.organizations (
+  id uuid primary key default gen_random_uuid(),
+  slug app.slug not null unique,
+  name varchar(200) not null,
+  created_at timestamptz not null default now()
+);
+create table app.members (
+  organization_id uuid not null references app.organizations(id) on delete cascade,
+  user_id uuid not null references auth.users(id) on delete cascade,
+  role app.member_role not null default 'member',
+  primary key (organization_id, user_id)
+);
+create index members_user_idx on app.members (user_id) where role <> 'member';
+create table app.tickets (id serial primary key, title text, email public.citext);
+create sequence app.ticket_seq as integer start 100 increment 10;
+insert into app.organizations (slug, name) values ('acme', 'Acme');"#,
+    ),
+    (
+        "security",
+        r#"alter table app.organizations enable row level security;
+create policy "read own" on app.organizations for select to authenticated
+  using (id in (select organization_id from app.members where user_id = auth.uid()));
+create function app.touch() returns trigger language plpgsql as $$ begin new.created_at := now(); return new; end $$;
+create trigger organizations_touch before update on app.organizations
+  for each row execute function app.touch();
+create function app.count_members(org uuid) returns bigint language sql stable
+  begin atomic select count(*) from app.members where organization_id = org; end;
+create view app.organization_names as select slug, name from app.organizations;
+create materialized view app.member_counts as select organization_id, count(*) as n from app.members group by 1;
+create index member_counts_idx on app.member_counts (organization_id);
+comment on table app.organizations is 'Tenants';
+comment on column app.organizations.slug is 'Name in URLs';
+comment on function app.touch() is 'Sets created_at';
+comment on type app.member_role is 'Roles';
+grant select on app.organization_names to anon;
+grant select (id, slug) on app.organizations to effects_reader;
+revoke execute on function app.touch() from public;
+create function public.handle_new_user() returns trigger language plpgsql security definer
+  set search_path = public as $$ begin return new; end $$;
+create trigger on_auth_user_created after insert on auth.users
+  for each row execute function public.handle_new_user();"#,
+    ),
+    (
+        "renames",
+        r#"alter table app.organizations rename to tenants;
+alter table app.tenants rename column name to display_name;
+alter type app.member_role rename to membership;
+alter type app.membership add value 'admin';
+alter function app.touch() rename to stamp;
+alter sequence app.tickets_id_seq rename to ticket_ids;
+alter domain app.slug add constraint slug_length check (length(value) < 64);
+alter type app.pair add attribute c boolean;"#,
+    ),
+    (
+        "schema_rename_and_partitions",
+        r#"alter schema app rename to core;
+create table core.events (id bigint, at date not null) partition by range (at);
+create table core.events_2024 partition of core.events for values from ('2024-01-01') to ('2025-01-01');
+create table core.events_2025 (id bigint, at date not null);
+alter table core.events attach partition core.events_2025 for values from ('2025-01-01') to ('2026-01-01');"#,
+    ),
+    (
+        "detach_and_drops",
+        r#"alter table core.events detach partition core.events_2024;
+alter table core.events rename to happenings;
+drop index core.members_user_idx;
+alter table core.members drop constraint members_organization_id_fkey;
+drop policy "read own" on core.tenants;
+drop trigger organizations_touch on core.tenants;
+alter table core.tickets alter column id drop default;
+drop sequence core.ticket_ids;
+alter table core.tenants alter column created_at drop default;
+alter table core.tickets drop column email;
+comment on column core.tenants.slug is null;"#,
+    ),
+    (
+        "grants_and_defaults",
+        r#"alter default privileges in schema core grant select on tables to anon;
+create table core.audit (id bigint generated always as identity primary key, note text);
+grant insert, update on core.tenants to authenticated;
+grant select on all tables in schema core to effects_reader;
+revoke select on core.organization_names from anon;
+grant execute on function core.stamp() to authenticated;
+alter table core.tenants force row level security;
+alter table core.tickets owner to effects_reader;"#,
+    ),
+    (
+        "cascades_and_ddl_in_code",
+        r#"drop view core.organization_names;
+drop table core.members cascade;
+do $$ begin execute 'create table core.made_in_code (id int primary key)'; end $$;
+create table core.scratch (id int);
+create index scratch_idx on core.scratch (id);
+drop table core.scratch;
+create index made_in_code_idx on core.made_in_code (id);
+drop index core.made_in_code_idx;
+alter table core.tenants disable row level security;
+alter table core.audit set schema public;
+alter table public.audit rename column note to body;"#,
+    ),
+    (
+        "role_rename",
+        r#"alter role effects_renamed_a rename to effects_renamed_b;
+alter role effects_renamed_b rename to effects_renamed_a;
+grant select on core.made_in_code to effects_renamed_a;"#,
+    ),
+];
+
+fn project(dir: &std::path::Path) -> anyhow::Result<Project> {
+    for (index, (name, sql)) in MIGRATIONS.iter().enumerate() {
+        let file = dir.join(format!("2024010100{:04}_{name}.sql", index + 1));
+        std::fs::write(file, sql)?;
+    }
+    Ok(Project::load(dir)?)
+}
+
+async fn replayed(project: &Project, major: u8, mode: ReplayMode) -> anyhow::Result<Effects> {
+    let db = Database::fresh(major, "effects").await?;
+    let mut conn = db.connect().await?;
+    // A fresh database's own environment: the replay reproduces it as is.
+    let environment = Environment::capture(&mut conn).await?;
+    let effects = replay_with(
+        project,
+        &mut conn,
+        &CatalogOptions::default(),
+        &environment,
+        mode,
+    )
+    .await;
+    conn.close().await.ok();
+    db.drop_database().await?;
+    Ok(effects?)
+}
+
+#[tokio::test]
+async fn targeted_reads_give_what_whole_reads_give_for_every_object_kind() -> TestResult {
+    let dir = phantom_sync::files::temp_dir("effects")?;
+    let project = project(dir.path())?;
+    assert_eq!(project.migrations.len(), MIGRATIONS.len());
+    for major in versions_from_env()? {
+        let whole = replayed(&project, major, ReplayMode::Whole).await?;
+        let fast = replayed(&project, major, ReplayMode::Targeted).await?;
+        assert_eq!(fast.initial.to_text(), whole.initial.to_text(), "PG{major}");
+        for (index, (f, w)) in fast.migrations.iter().zip(&whole.migrations).enumerate() {
+            assert_eq!(
+                serde_json::to_string_pretty(&f.changes)?,
+                serde_json::to_string_pretty(&w.changes)?,
+                "PG{major}: migration {} ({})",
+                f.version,
+                MIGRATIONS[index].0
+            );
+        }
+        assert_eq!(fast.end.to_text(), whole.end.to_text(), "PG{major}");
+        assert_eq!(fast.seed, whole.seed, "PG{major}");
+        // Only the role renames (which fire no event trigger) needed a whole
+        // read; the first migration (roles only) touched no catalog object.
+        assert_eq!(fast.stats.whole, 1, "PG{major}: {:?}", fast.stats);
+        assert_eq!(fast.stats.targeted, MIGRATIONS.len() - 2, "PG{major}");
+        // Every migration did something the reads saw, and the drops happened.
+        assert!(
+            fast.migrations
+                .iter()
+                .skip(1)
+                .all(|m| !m.changes.is_empty())
+        );
+        let end = fast.end.to_text();
+        assert!(
+            end.contains("table core.happenings: partitioned table"),
+            "{end}"
+        );
+        assert!(end.contains("table core.events_2024: table\n"), "{end}");
+        assert!(!end.contains("table core.members:"), "{end}");
+        assert!(end.contains("column public.audit.body: text"), "{end}");
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn every_prefix_answers_by_key_as_the_materialised_catalog_does() -> TestResult {
+    let dir = phantom_sync::files::temp_dir("effects-prefix")?;
+    let project = project(dir.path())?;
+    let major = versions_from_env()?[0];
+    let effects = replayed(&project, major, ReplayMode::Targeted).await?;
+    let n = effects.migrations.len();
+    for index in 0..n {
+        let after: Vec<_> = (index + 1..=n).map(|p| effects.prefix(p)).collect();
+        let keys: std::collections::BTreeSet<&String> =
+            after.iter().flat_map(|c| c.objects.keys()).collect();
+        for key in keys {
+            let shapes: std::collections::BTreeSet<&str> = after
+                .iter()
+                .filter_map(|c| c.get(key))
+                .map(|o| o.definition.as_str())
+                .collect();
+            assert_eq!(effects.shapes_after(index, key), shapes, "{index} {key}");
+            assert_eq!(
+                effects.definition_after(index, key),
+                after[0].get(key).map(|o| o.definition.as_str()),
+                "{index} {key}"
+            );
+        }
+    }
+    assert_eq!(effects.prefix(n), effects.end);
+    Ok(())
+}
