@@ -13,6 +13,8 @@
 #   make lint        clippy (warnings denied), rustfmt --check, rustdoc (warnings
 #                    denied) and the architecture check (imports run down the pipeline)
 #   make review      review pending insta snapshots
+#   make mutants     mutation testing of the engine (cargo-mutants; hours, not
+#                    part of make test): prints the score and the survivors
 
 VERSIONS ?= 14,15,16,17,18
 CARGO    ?= cargo
@@ -22,7 +24,7 @@ REHEARSAL ?= .phantom/rehearsal
 
 export PHANTOM_PG_VERSIONS := $(VERSIONS)
 
-.PHONY: demo runbook-shot test test-unit matrix bench images lint review sweep tools browser
+.PHONY: demo runbook-shot test test-unit matrix bench images lint review mutants sweep tools browser
 
 # The first run compiles (cargo's progress shows) and builds the PostgreSQL
 # image of the rehearsal's major (phantom-sync prints each step on stderr).
@@ -64,6 +66,26 @@ lint:
 	$(CARGO) fmt --check
 	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --no-deps --quiet
 	$(CARGO) test --quiet --test architecture
+
+# Pass 1 runs the unit tests against every mutant of the engine files that
+# .cargo/mutants.toml lists; pass 2 runs the unit tests and the scenario
+# catalogue (PostgreSQL $(MUTANTS_VERSIONS)) against the mutants pass 1 missed
+# (--iterate). cargo-mutants exits 2 or 3 when mutants survive or time out:
+# that is a result, printed below; other codes are errors.
+MUTANTS_VERSIONS ?= 17
+MUTANTS_ARGS ?=
+mutants: tools images
+	@command -v cargo-mutants >/dev/null 2>&1 || $(CARGO) install cargo-mutants --locked
+	@$(CARGO) mutants --no-shuffle $(MUTANTS_ARGS) -- --lib; rc=$$?; \
+	  [ $$rc = 0 ] || [ $$rc = 2 ] || [ $$rc = 3 ] || exit $$rc
+	@PHANTOM_PG_VERSIONS=$(MUTANTS_VERSIONS) $(CARGO) mutants --iterate --no-shuffle $(MUTANTS_ARGS) \
+	  -- --lib --test scenarios; rc=$$?; \
+	  [ $$rc = 0 ] || [ $$rc = 2 ] || [ $$rc = 3 ] || exit $$rc
+	@out=mutants.out; count() { cat "$$@" 2>/dev/null | grep -c . ; }; \
+	caught=$$(count $$out/previously_caught.txt $$out/caught.txt $$out/timeout.txt); \
+	missed=$$(count $$out/missed.txt); total=$$((caught + missed)); \
+	echo "mutation score: $$caught of $$total viable mutants caught ($$((100 * caught / (total > 0 ? total : 1)))%)"; \
+	echo "surviving mutants ($$out/missed.txt):"; cat $$out/missed.txt 2>/dev/null || true
 
 review:
 	@command -v cargo-insta >/dev/null 2>&1 || $(CARGO) install cargo-insta --locked

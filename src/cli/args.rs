@@ -35,10 +35,9 @@ impl Command {
             | Command::Verify { common, .. }
             | Command::Rollback { common, .. }
             | Command::RestoreFile { common, .. } => common.json,
-            Command::Bench { .. }
-            | Command::Matrix { .. }
-            | Command::Images { .. }
-            | Command::JsonSchema => true,
+            // Their results go to stdout; what they are doing shows on stderr.
+            Command::Bench { .. } | Command::Matrix { .. } | Command::Images { .. } => false,
+            Command::JsonSchema => true,
         }
     }
 }

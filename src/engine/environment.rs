@@ -328,21 +328,9 @@ fn is_column_grant(key: &str, catalog: &Catalog) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::source::catalog::Object;
 
     fn catalog(objects: &[(&str, ObjectKind, &str)]) -> Catalog {
-        let mut c = Catalog::default();
-        for (key, kind, definition) in objects {
-            c.objects.insert(
-                key.to_string(),
-                Object {
-                    key: key.to_string(),
-                    kind: *kind,
-                    definition: definition.to_string(),
-                },
-            );
-        }
-        c
+        Catalog::from_entries(objects)
     }
 
     fn env_with(rules: Vec<DefaultPrivilege>) -> Environment {

@@ -4,7 +4,7 @@
 #![allow(dead_code)] // each test file uses a part of it
 
 use std::path::PathBuf;
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 
 use phantom_sync::pg::sandbox::Database;
 use phantom_sync::testkit::scenario::{Scenario, build_state};
@@ -16,12 +16,22 @@ pub fn root() -> PathBuf {
 
 /// Runs `phantom-sync args…` from the root, without `PHANTOM_DB_URL`.
 pub fn phantom_sync(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_phantom-sync"))
-        .args(args)
+    command(args).output().expect("the binary runs")
+}
+
+/// The binary, ready to spawn from the root (no `PHANTOM_DB_URL` from the
+/// environment, no stdin). `PHANTOM_SYNC_BIN` may name a copy of it: where
+/// several worktrees share one target folder, the built binary can be
+/// replaced by another's build while the tests run.
+pub fn command(args: &[&str]) -> Command {
+    let bin = std::env::var_os("PHANTOM_SYNC_BIN")
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_phantom-sync").into());
+    let mut cmd = Command::new(bin);
+    cmd.args(args)
         .current_dir(root())
         .env_remove("PHANTOM_DB_URL")
-        .output()
-        .expect("the binary runs")
+        .stdin(Stdio::null());
+    cmd
 }
 
 /// stdout then stderr, as one text.

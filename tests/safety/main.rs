@@ -4,6 +4,9 @@
 //! server restart and a cut connection in the middle of a migration. Each
 //! test runs the real binary (or the library) against harness databases.
 
+#[path = "../common/mod.rs"]
+mod common;
+
 mod backups;
 mod faults;
 mod passwords;

@@ -9,7 +9,6 @@
 //! otherwise), so a test can hit it mid-transaction.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use phantom_sync::engine::backup::DataSnapshot;
@@ -147,33 +146,7 @@ pub async fn assert_converged(target: &Target) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The binary, run to completion.
-pub fn phantom_sync(args: &[&str]) -> Output {
-    command(args).output().expect("the binary runs")
-}
-
-/// The binary, ready to spawn (no PHANTOM_DB_URL from the environment).
-/// `PHANTOM_SYNC_BIN` may name a copy of it: where several worktrees share
-/// one target folder, the built binary can be replaced by another's build
-/// while the tests run.
-pub fn command(args: &[&str]) -> Command {
-    let bin = std::env::var_os("PHANTOM_SYNC_BIN")
-        .unwrap_or_else(|| env!("CARGO_BIN_EXE_phantom-sync").into());
-    let mut cmd = Command::new(bin);
-    cmd.args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env_remove("PHANTOM_DB_URL")
-        .stdin(Stdio::null());
-    cmd
-}
-
-pub fn text(output: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
+pub use crate::common::{command, phantom_sync, text};
 
 /// The backup folders (each holding a journal or a manifest) under `parent`, oldest first.
 pub fn backup_folders(parent: &Path) -> Vec<PathBuf> {

@@ -168,6 +168,21 @@ pub struct Catalog {
 }
 
 impl Catalog {
+    /// A catalog of `(key, kind, definition)` entries, keys taken as written:
+    /// the fixtures of unit tests that compare catalogs.
+    #[cfg(test)]
+    pub(crate) fn from_entries(entries: &[(&str, ObjectKind, &str)]) -> Catalog {
+        let mut catalog = Catalog::default();
+        for (key, kind, definition) in entries {
+            catalog.insert(Object {
+                key: key.to_string(),
+                kind: *kind,
+                definition: definition.to_string(),
+            });
+        }
+        catalog
+    }
+
     /// Adds an object (a later object with the same key replaces the earlier).
     pub(crate) fn insert(&mut self, object: Object) {
         self.objects.insert(object.key.clone(), object);

@@ -53,21 +53,9 @@ fn line(kind: ObjectKind, key: &str, change: &Change) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::source::catalog::Object;
 
     fn catalog(objects: &[(&str, ObjectKind, &str)]) -> Catalog {
-        let mut c = Catalog::default();
-        for (key, kind, definition) in objects {
-            c.objects.insert(
-                key.to_string(),
-                Object {
-                    key: key.to_string(),
-                    kind: *kind,
-                    definition: definition.to_string(),
-                },
-            );
-        }
-        c
+        Catalog::from_entries(objects)
     }
 
     #[test]
