@@ -14,6 +14,7 @@ use std::time::Duration;
 use sqlx::Connection;
 use sqlx::postgres::PgConnection;
 
+use super::admin::{self, AdminError};
 use super::server::{PgServer, unique};
 use crate::pg::sql::{quote_ident, sql_state};
 use crate::pg::target::Target;
@@ -124,16 +125,13 @@ impl Database {
 
     /// Drops the database (closing any session still connected to it).
     pub async fn drop_database(self) -> Result<()> {
-        let mut admin = self.server.target("postgres").connect().await?;
-        sqlx::query(sqlx::AssertSqlSafe(format!(
+        let sql = format!(
             "DROP DATABASE IF EXISTS {} WITH (FORCE)",
             quote_ident(&self.name)
-        )))
-        .execute(&mut admin)
-        .await
-        .map_err(Error::db(format!("dropping database {}", self.name)))?;
-        admin.close().await.ok();
-        Ok(())
+        );
+        admin_execute(&self.server, sql)
+            .await
+            .map_err(admin_error(format!("dropping database {}", self.name)))
     }
 }
 
@@ -208,24 +206,33 @@ async fn clone_template(server: &PgServer, template: &str, name: &str) -> Result
     // Clones run concurrently: nothing ever stays connected to the template
     // once `ensure_template` has returned, and a clone racing with a stray
     // session is retried.
-    let mut admin = server.target("postgres").connect().await?;
     let mut attempt = 0;
-    let result = loop {
-        let outcome = sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
-            .execute(&mut admin)
-            .await;
-        match outcome {
-            Err(e) if is_template_busy(&e) && attempt < 50 => {
+    loop {
+        match admin_execute(server, sql.clone()).await {
+            Err(AdminError::Statement(e)) if is_template_busy(&e) && attempt < 50 => {
                 attempt += 1;
                 tokio::time::sleep(Duration::from_millis(20 * attempt)).await;
             }
-            other => break other,
+            other => {
+                return other.map_err(admin_error(format!(
+                    "creating database {name} from template {template}"
+                )));
+            }
         }
-    };
-    admin.close().await.ok();
-    result.map(|_| ()).map_err(Error::db(format!(
-        "creating database {name} from template {template}"
-    )))
+    }
+}
+
+/// Runs `sql` as the superuser on `server`, over a kept connection.
+async fn admin_execute(server: &PgServer, sql: String) -> std::result::Result<(), AdminError> {
+    admin::execute(&server.container_id, &server.target("postgres"), sql).await
+}
+
+/// Turns an admin failure into the crate's error, naming what was being done.
+fn admin_error(context: String) -> impl FnOnce(AdminError) -> Error {
+    move |e| match e {
+        AdminError::Connect(e) => e,
+        AdminError::Statement(e) => Error::db(context)(e),
+    }
 }
 
 /// SQLSTATE 55006: "source database is being accessed by other users".

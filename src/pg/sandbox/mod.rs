@@ -3,6 +3,7 @@
 //! ([`server`]) and per-scenario databases cloned from a template that holds
 //! the Supabase shim ([`database`]).
 
+mod admin;
 pub mod database;
 pub mod image;
 pub mod server;
