@@ -76,10 +76,10 @@ MUTANTS_VERSIONS ?= 17
 MUTANTS_ARGS ?=
 mutants: tools images
 	@command -v cargo-mutants >/dev/null 2>&1 || $(CARGO) install cargo-mutants --locked
-	@$(CARGO) mutants --no-shuffle $(MUTANTS_ARGS) -- --lib; rc=$$?; \
+	@$(CARGO) mutants --no-shuffle $(MUTANTS_ARGS) --cargo-test-arg=--lib; rc=$$?; \
 	  [ $$rc = 0 ] || [ $$rc = 2 ] || [ $$rc = 3 ] || exit $$rc
 	@PHANTOM_PG_VERSIONS=$(MUTANTS_VERSIONS) $(CARGO) mutants --iterate --no-shuffle $(MUTANTS_ARGS) \
-	  -- --lib --test scenarios; rc=$$?; \
+	  --cargo-test-arg=--lib --cargo-test-arg=--test=scenarios; rc=$$?; \
 	  [ $$rc = 0 ] || [ $$rc = 2 ] || [ $$rc = 3 ] || exit $$rc
 	@out=mutants.out; count() { cat "$$@" 2>/dev/null | grep -c . ; }; \
 	caught=$$(count $$out/previously_caught.txt $$out/caught.txt $$out/timeout.txt); \

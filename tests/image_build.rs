@@ -17,11 +17,9 @@ use std::process::Command;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
-use phantom_sync::pg::sandbox::{image, server};
-use sqlx::Connection;
-use testcontainers_modules::postgres::Postgres;
-use testcontainers_modules::testcontainers::ImageExt;
-use testcontainers_modules::testcontainers::runners::AsyncRunner;
+mod common;
+
+use phantom_sync::pg::sandbox::image;
 use tokio::sync::OnceCell;
 
 type TestResult = anyhow::Result<()>;
@@ -215,27 +213,7 @@ async fn an_image_built_from_nothing_by_the_binarys_recipe_runs_postgres() -> Te
 
     // The unmodified testcontainers module runs it (the entry point is
     // executable whatever mode the recipe's files were written with).
-    let container = Postgres::default()
-        .with_name(&scratch.settings.repository)
-        .with_tag(major.to_string())
-        .with_label(server::OWNER_LABEL, std::process::id().to_string())
-        .start()
-        .await?;
-    let port = container.get_host_port_ipv4(5432).await?;
-    let mut conn = sqlx::PgConnection::connect(&format!(
-        "postgres://postgres:postgres@127.0.0.1:{port}/postgres"
-    ))
-    .await?;
-    let version: String = sqlx::query_scalar("SHOW server_version")
-        .fetch_one(&mut conn)
-        .await?;
-    assert!(
-        version.starts_with(&format!("{major}.")),
-        "server_version {version}"
-    );
-    conn.close().await?;
-    container.rm().await?;
-    Ok(())
+    common::serves_major_with_the_unmodified_module(&scratch.settings.repository, major).await
 }
 
 /// Removes what a broken build left, should the test find any.

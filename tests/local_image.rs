@@ -2,6 +2,8 @@
 //! unmodified testcontainers-modules `Postgres` image drives it, with the
 //! default credentials (baked cluster) and with others (initdb + init scripts).
 
+mod common;
+
 use phantom_sync::pg::sandbox::{image, server};
 use sqlx::Connection;
 use testcontainers_modules::postgres::Postgres;
@@ -18,28 +20,11 @@ async fn connect(url: &str) -> anyhow::Result<sqlx::PgConnection> {
 async fn unmodified_postgres_module_runs_the_local_image() -> TestResult {
     let major = *image::versions_from_env()?.last().unwrap_or(&17);
     image::build(&[major]).await?;
-    let container = Postgres::default()
-        .with_name(image::BuildSettings::from_env().repository)
-        .with_tag(major.to_string())
-        // So that `make test`'s sweep finds it should this test die before `rm`.
-        .with_label(server::OWNER_LABEL, std::process::id().to_string())
-        .start()
-        .await?;
-    let port = container.get_host_port_ipv4(5432).await?;
-    let mut conn = connect(&format!(
-        "postgres://postgres:postgres@127.0.0.1:{port}/postgres"
-    ))
-    .await?;
-    let version: String = sqlx::query_scalar("SHOW server_version")
-        .fetch_one(&mut conn)
-        .await?;
-    assert!(
-        version.starts_with(&format!("{major}.")),
-        "server_version {version}"
-    );
-    conn.close().await?;
-    container.rm().await?;
-    Ok(())
+    common::serves_major_with_the_unmodified_module(
+        &image::BuildSettings::from_env().repository,
+        major,
+    )
+    .await
 }
 
 #[tokio::test]

@@ -61,3 +61,42 @@ pub async fn database_in(
     let url = db.server().url(&db.name);
     Ok((db, url))
 }
+
+/// Starts `repository:major` with the unmodified testcontainers Postgres
+/// module (its default credentials), checks that it serves that major and
+/// removes it. The container carries the harness's owner label, so that
+/// `make test`'s sweep finds it should the test die before removing it.
+pub async fn serves_major_with_the_unmodified_module(
+    repository: &str,
+    major: u8,
+) -> anyhow::Result<()> {
+    use sqlx::Connection;
+    use testcontainers_modules::postgres::Postgres;
+    use testcontainers_modules::testcontainers::ImageExt;
+    use testcontainers_modules::testcontainers::runners::AsyncRunner;
+
+    let container = Postgres::default()
+        .with_name(repository)
+        .with_tag(major.to_string())
+        .with_label(
+            phantom_sync::pg::sandbox::server::OWNER_LABEL,
+            std::process::id().to_string(),
+        )
+        .start()
+        .await?;
+    let port = container.get_host_port_ipv4(5432).await?;
+    let mut conn = sqlx::PgConnection::connect(&format!(
+        "postgres://postgres:postgres@127.0.0.1:{port}/postgres"
+    ))
+    .await?;
+    let version: String = sqlx::query_scalar("SHOW server_version")
+        .fetch_one(&mut conn)
+        .await?;
+    assert!(
+        version.starts_with(&format!("{major}.")),
+        "server_version {version}"
+    );
+    conn.close().await?;
+    container.rm().await?;
+    Ok(())
+}
