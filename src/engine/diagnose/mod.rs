@@ -366,3 +366,8 @@ fn fingerprint(ledger: &Ledger, entries: &[Entry], differences: &Differences) ->
     }
     format!("{:x}", hasher.finalize())
 }
+
+#[cfg(test)]
+pub(crate) mod fixtures;
+#[cfg(test)]
+mod tests;

@@ -486,3 +486,6 @@ fn normalise(statement: &str) -> String {
             .to_uppercase()
     )
 }
+
+#[cfg(test)]
+mod tests;
