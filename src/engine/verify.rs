@@ -285,3 +285,122 @@ fn columns_of(rows: &[String]) -> Vec<String> {
         .map(|m| m.keys().cloned().collect())
         .unwrap_or_default()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(name: &str, passed: bool) -> Check {
+        Check {
+            name: name.into(),
+            passed,
+            evidence: Vec::new(),
+        }
+    }
+
+    use crate::engine::diagnose::Drift;
+    use crate::engine::diagnose::fixtures::{catalog, effect, ledger, migration, project};
+    use crate::source::catalog::{Change, Difference, ObjectKind};
+
+    const A: &str = "create table public.a (id int)";
+    const B: &str = "create table public.b (id int)";
+
+    #[test]
+    fn the_ledger_must_list_exactly_the_local_migrations_under_their_names() {
+        let project = project(vec![migration("1", A), migration("2", B)]);
+        assert!(ledger_check(&project, &ledger(&[("1", A), ("2", B)])).passed);
+        let missing = ledger_check(&project, &ledger(&[("1", A)]));
+        assert!(!missing.passed);
+        assert_eq!(missing.evidence, vec!["2_m2.sql: not in the ledger"]);
+        let extra = ledger_check(&project, &ledger(&[("1", A), ("2", B), ("3", B)]));
+        assert_eq!(extra.evidence, vec!["3: in the ledger, no local file"]);
+        let mut renamed = ledger(&[("1", A), ("2", B)]);
+        renamed.rows[1].name = Some("other".into());
+        let renamed = ledger_check(&project, &renamed);
+        assert!(!renamed.passed);
+        assert!(
+            renamed.evidence[0].contains("recorded with name"),
+            "{renamed:?}"
+        );
+    }
+
+    #[test]
+    fn the_schema_check_counts_what_is_tolerated_and_proves_drift_unchanged() {
+        let effects = Effects::new(
+            Catalog::default(),
+            vec![effect("1", &["public.a"], &[])],
+            Default::default(),
+        );
+        let exact = schema_checks(&effects, &catalog(&["public.a"]), &Tolerated::default());
+        assert_eq!(exact.len(), 1);
+        assert!(exact[0].passed && !exact[0].name.contains("tolerated"));
+
+        let live = catalog(&["public.a", "public.hand_made"]);
+        let extra = schema_checks(&effects, &live, &Tolerated::default());
+        assert!(
+            !extra[0].passed && !extra[0].name.contains("tolerated"),
+            "{extra:?}"
+        );
+        let description = extra[0].evidence[0].clone();
+
+        let drift = Drift {
+            difference: Difference {
+                key: "table public.hand_made".into(),
+                kind: ObjectKind::Table,
+                change: Change::Unexpected {
+                    found: "table".into(),
+                },
+            },
+            description: description.clone(),
+            table: Some("public.hand_made".into()),
+            rows: Some(2),
+        };
+        let tolerated = Tolerated {
+            environment: Vec::new(),
+            pre_existing: vec![drift],
+        };
+        let kept = schema_checks(&effects, &live, &tolerated);
+        assert_eq!(kept.len(), 2, "{kept:?}");
+        assert!(kept[0].passed, "{kept:?}");
+        assert!(
+            kept[0].name.ends_with("apart from 1 tolerated difference"),
+            "{kept:?}"
+        );
+        assert!(kept[1].passed, "{kept:?}");
+        assert!(
+            kept[1].evidence[0].contains("2 rows before the repair"),
+            "{kept:?}"
+        );
+
+        // The drift is gone after the repair: it was not kept as it was.
+        let gone = schema_checks(&effects, &catalog(&["public.a"]), &tolerated);
+        assert!(gone[0].passed && !gone[1].passed, "{gone:?}");
+        assert!(
+            gone[1]
+                .evidence
+                .iter()
+                .any(|e| e.ends_with("no longer as it was"))
+        );
+    }
+
+    #[test]
+    fn a_verification_passes_only_when_every_check_does() {
+        let all = Verification {
+            checks: vec![check("ledger", true), check("schema", true)],
+            preservation: Vec::new(),
+        };
+        assert!(all.passed());
+        assert!(all.failures().is_empty());
+        let one_failed = Verification {
+            checks: vec![check("ledger", true), check("schema", false)],
+            preservation: Vec::new(),
+        };
+        assert!(!one_failed.passed());
+        let failed: Vec<&str> = one_failed
+            .failures()
+            .iter()
+            .map(|c| c.name.as_str())
+            .collect();
+        assert_eq!(failed, vec!["schema"]);
+    }
+}
