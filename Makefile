@@ -68,24 +68,33 @@ lint:
 	$(CARGO) test --quiet --test architecture
 
 # Pass 1 runs the unit tests against every mutant of the engine files that
-# .cargo/mutants.toml lists; pass 2 runs the unit tests and the scenario
-# catalogue (PostgreSQL $(MUTANTS_VERSIONS)) against the mutants pass 1 missed
-# (--iterate). cargo-mutants exits 2 or 3 when mutants survive or time out:
-# that is a result, printed below; other codes are errors.
+# .cargo/mutants.toml lists (results in mutants.out/); pass 2 runs the unit
+# tests and the scenario catalogue (PostgreSQL $(MUTANTS_VERSIONS)) against
+# exactly the mutants pass 1 missed, named one by one (results in
+# mutants.pass2/mutants.out/). cargo-mutants exits 2 or 3 when mutants survive
+# or time out: that is a result, printed at the end; other codes are errors.
 MUTANTS_VERSIONS ?= 17
 MUTANTS_ARGS ?=
+MUTANTS_PASS2_ARGS ?=
 mutants: tools images
 	@command -v cargo-mutants >/dev/null 2>&1 || $(CARGO) install cargo-mutants --locked
 	@$(CARGO) mutants --no-shuffle $(MUTANTS_ARGS) --cargo-test-arg=--lib; rc=$$?; \
 	  [ $$rc = 0 ] || [ $$rc = 2 ] || [ $$rc = 3 ] || exit $$rc
-	@PHANTOM_PG_VERSIONS=$(MUTANTS_VERSIONS) $(CARGO) mutants --iterate --no-shuffle $(MUTANTS_ARGS) \
-	  --cargo-test-arg=--lib --cargo-test-arg=--test=scenarios; rc=$$?; \
-	  [ $$rc = 0 ] || [ $$rc = 2 ] || [ $$rc = 3 ] || exit $$rc
-	@out=mutants.out; count() { cat "$$@" 2>/dev/null | grep -c . ; }; \
-	caught=$$(count $$out/previously_caught.txt $$out/caught.txt $$out/timeout.txt); \
-	missed=$$(count $$out/missed.txt); total=$$((caught + missed)); \
+	@rm -rf mutants.pass2; \
+	python3 -c 'import re, sys; sys.stdout.write("\0".join(a for l in open("mutants.out/missed.txt") if l.strip() for a in ("--re", "^" + re.escape(l.strip()) + "$$")))' > mutants.args; \
+	if [ -s mutants.args ]; then \
+	  xargs -0 -a mutants.args sh -c '"$$@"; echo $$? > mutants.rc' sh \
+	    env PHANTOM_PG_VERSIONS=$(MUTANTS_VERSIONS) $(CARGO) mutants --no-shuffle $(MUTANTS_PASS2_ARGS) \
+	    --output mutants.pass2 --cargo-test-arg=--lib --cargo-test-arg=--test=scenarios; \
+	  rc=$$(cat mutants.rc); rm -f mutants.rc mutants.args; \
+	  [ $$rc = 0 ] || [ $$rc = 2 ] || [ $$rc = 3 ] || exit $$rc; \
+	fi; rm -f mutants.args
+	@count() { cat "$$@" 2>/dev/null | grep -c . ; }; one=mutants.out; two=mutants.pass2/mutants.out; \
+	if [ -d $$two ]; then missed_file=$$two/missed.txt; else missed_file=$$one/missed.txt; fi; \
+	caught=$$(count $$one/caught.txt $$one/timeout.txt $$two/caught.txt $$two/timeout.txt); \
+	missed=$$(count $$missed_file); total=$$((caught + missed)); \
 	echo "mutation score: $$caught of $$total viable mutants caught ($$((100 * caught / (total > 0 ? total : 1)))%)"; \
-	echo "surviving mutants ($$out/missed.txt):"; cat $$out/missed.txt 2>/dev/null || true
+	echo "surviving mutants ($$missed_file):"; cat $$missed_file 2>/dev/null || true
 
 review:
 	@command -v cargo-insta >/dev/null 2>&1 || $(CARGO) install cargo-insta --locked
