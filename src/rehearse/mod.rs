@@ -19,20 +19,16 @@ mod drills;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use serde::{Deserialize, Serialize};
 use tracing::Instrument;
 
-use crate::engine::diagnose::Diagnosis;
 use crate::engine::inspect::inspect;
-use crate::engine::journal::Journal;
-use crate::engine::plan::Plan;
 use crate::engine::repair::{RepairOptions, Repaired, repair};
-use crate::engine::rollback::RollbackReport;
 use crate::files::write_atomic;
 use crate::pg::sandbox::image;
 use crate::pg::target::Target;
 use crate::pg::tools::PgTools;
-use crate::report::{Runbook, runbook_html, runbook_markdown};
+pub use crate::report::Rehearsal;
+use crate::report::{runbook_html, runbook_markdown};
 use crate::{Error, Result};
 
 use capture::check_archive;
@@ -103,40 +99,7 @@ impl RehearseOptions {
     }
 }
 
-/// What a rehearsal found (saved as `rehearsal.json`).
-#[derive(Debug, Serialize, Deserialize, schemars::JsonSchema)]
-pub struct Rehearsal {
-    pub source: String,
-    pub major: u8,
-    pub passed: bool,
-    pub diagnosis_before: Diagnosis,
-    pub diagnosis_after: Option<Diagnosis>,
-    pub plan: Option<Plan>,
-    pub journal: Option<Journal>,
-    pub error: Option<String>,
-    pub drills: Vec<RollbackReport>,
-    pub timings_ms: Vec<(String, u128)>,
-    pub out: PathBuf,
-}
-
 impl Rehearsal {
-    /// The runbook's view of this rehearsal.
-    pub fn runbook(&self) -> Runbook<'_> {
-        Runbook {
-            source: &self.source,
-            major: self.major,
-            passed: self.passed,
-            error: self.error.as_deref(),
-            diagnosis_before: &self.diagnosis_before,
-            diagnosis_after: self.diagnosis_after.as_ref(),
-            plan: self.plan.as_ref(),
-            out: &self.out,
-            journal: self.journal.as_ref(),
-            drills: &self.drills,
-            timings_ms: &self.timings_ms,
-        }
-    }
-
     /// The runbook's path.
     pub fn runbook_path(&self) -> PathBuf {
         self.out.join("runbook.md")

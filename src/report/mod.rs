@@ -19,7 +19,7 @@ pub use html::{markdown_html, runbook_html};
 pub use journal::{journal_body, journal_markdown, preservation_table, verification_markdown};
 pub use plan::plan_markdown;
 pub use rollback::rollback_markdown;
-pub use runbook::{Runbook, runbook_markdown};
+pub use runbook::{Rehearsal, Runbook, runbook_markdown};
 
 /// `20250413093000` → `2025-04-13 09:30:00`.
 pub fn version_time(version: &str) -> String {

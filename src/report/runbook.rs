@@ -7,7 +7,9 @@
 //! a page.
 
 use std::fmt::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
 
 use super::summary::{self, RiskKind};
 use super::{diagnosis_table, journal_body, rollback_markdown};
@@ -34,6 +36,41 @@ pub struct Runbook<'a> {
     pub journal: Option<&'a Journal>,
     pub drills: &'a [RollbackReport],
     pub timings_ms: &'a [(String, u128)],
+}
+
+/// What a rehearsal found (saved as `rehearsal.json`).
+#[derive(Debug, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct Rehearsal {
+    pub source: String,
+    pub major: u8,
+    pub passed: bool,
+    pub diagnosis_before: Diagnosis,
+    pub diagnosis_after: Option<Diagnosis>,
+    pub plan: Option<Plan>,
+    pub journal: Option<Journal>,
+    pub error: Option<String>,
+    pub drills: Vec<RollbackReport>,
+    pub timings_ms: Vec<(String, u128)>,
+    pub out: PathBuf,
+}
+
+impl Rehearsal {
+    /// The runbook's view of this rehearsal.
+    pub fn runbook(&self) -> Runbook<'_> {
+        Runbook {
+            source: &self.source,
+            major: self.major,
+            passed: self.passed,
+            error: self.error.as_deref(),
+            diagnosis_before: &self.diagnosis_before,
+            diagnosis_after: self.diagnosis_after.as_ref(),
+            plan: self.plan.as_ref(),
+            out: &self.out,
+            journal: self.journal.as_ref(),
+            drills: &self.drills,
+            timings_ms: &self.timings_ms,
+        }
+    }
 }
 
 /// The runbook as Markdown: verdict, summary, commands, then the details.

@@ -3,7 +3,6 @@
 
 use super::*;
 use crate::engine::outcome::RunOutcome;
-use crate::rehearse::Rehearsal;
 
 /// The built-in incident's rehearsal as a real run saved it (its
 /// `rehearsal.json`, with the output folder renamed `.phantom/rehearsal`).
