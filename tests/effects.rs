@@ -241,3 +241,47 @@ async fn every_prefix_answers_by_key_as_the_materialised_catalog_does() -> TestR
     assert_eq!(effects.prefix(n), effects.end);
     Ok(())
 }
+
+/// A replay's reads are prepared statements with generic plans; planned
+/// while the catalog was small they scan it sequentially, and nothing makes
+/// the server plan them again as migrations fill it. Once the catalog has
+/// doubled the replay forgets them — and what it reads stays the same.
+#[tokio::test]
+async fn a_replay_that_doubles_the_catalog_plans_its_reads_again_and_reads_the_same() -> TestResult
+{
+    let dir = phantom_sync::files::temp_dir("effects-growth")?;
+    for i in 0..60 {
+        let sql = format!(
+            "create table public.grown_{i} (id bigint primary key, owner uuid, body text not null default '');\n\
+             create index grown_{i}_owner_idx on public.grown_{i} (owner);\n\
+             alter table public.grown_{i} enable row level security;\n\
+             create policy \"grown_{i} read\" on public.grown_{i} for select using (true);\n"
+        );
+        std::fs::write(
+            dir.path().join(format!("2024020100{i:04}_grown_{i}.sql")),
+            sql,
+        )?;
+    }
+    let project = Project::load(dir.path())?;
+    let major = versions_from_env()?[0];
+    let whole = replayed(&project, major, ReplayMode::Whole).await?;
+    let fast = replayed(&project, major, ReplayMode::Targeted).await?;
+    assert!(
+        fast.end.objects.len() >= 2 * fast.initial.objects.len().max(32),
+        "the project must at least double the catalog: {} objects before, {} after",
+        fast.initial.objects.len(),
+        fast.end.objects.len()
+    );
+    assert!(fast.stats.replans >= 1, "{:?}", fast.stats);
+    assert_eq!(fast.stats.whole, 0, "{:?}", fast.stats);
+    for (f, w) in fast.migrations.iter().zip(&whole.migrations) {
+        assert_eq!(
+            serde_json::to_string_pretty(&f.changes)?,
+            serde_json::to_string_pretty(&w.changes)?,
+            "migration {}",
+            f.version
+        );
+    }
+    assert_eq!(fast.end.to_text(), whole.end.to_text());
+    Ok(())
+}

@@ -16,7 +16,7 @@ Start here: phantom-sync rehearse
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
-    /// Show the SQL being run, besides the progress.
+    /// Show the SQL being run and the engine's notes, besides the progress.
     #[arg(short, long, global = true)]
     pub verbose: bool,
     /// No progress on stderr (only the result and errors).

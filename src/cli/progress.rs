@@ -5,7 +5,7 @@
 //! terminal they become indicatif spinners and bars on stderr; elsewhere (CI
 //! logs, pipes) the task and message lines are printed plainly; `--quiet`
 //! and `--json` show nothing. `-v` also prints the SQL being run (events
-//! under `phantom_sync::sql`).
+//! under `phantom_sync::sql`) and the engine's debug notes.
 
 use std::collections::HashMap;
 use std::io::IsTerminal;
@@ -31,7 +31,7 @@ pub enum Show {
     Nothing,
     /// Bars on a terminal, lines elsewhere.
     Progress,
-    /// Progress and every SQL statement (`-v`).
+    /// Progress, every SQL statement and the engine's debug notes (`-v`).
     Verbose,
 }
 
@@ -46,7 +46,7 @@ pub fn install(show: Show) {
             .without_time()
             .with_filter(tracing_subscriber::filter::filter_fn(|m| {
                 m.target() == SQL
-                    || (m.target().starts_with("phantom_sync") && *m.level() <= Level::WARN)
+                    || (m.target().starts_with("phantom_sync") && *m.level() <= Level::DEBUG)
             }))
     });
     let warnings = (show != Show::Verbose).then(|| {

@@ -55,11 +55,14 @@ pub struct Effects {
 }
 
 /// How many migrations were followed by a targeted read, and how many by a
-/// read of the whole catalog (no event triggers, or a change they cannot name).
+/// read of the whole catalog (no event triggers, or a change they cannot
+/// name); how many times the reads were planned again as the catalog grew.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReplayStats {
     pub targeted: usize,
     pub whole: usize,
+    #[serde(default)]
+    pub replans: usize,
 }
 
 /// `key → [(prefix, definition after that prefix)]`, prefixes ascending.
@@ -245,9 +248,13 @@ pub async fn replay_with(
         ReplayMode::Whole => None,
     };
     let mut migrations = Vec::with_capacity(project.migrations.len());
-    let (mut targeted, mut whole) = (0usize, 0usize);
+    let (mut targeted, mut whole, mut replans) = (0usize, 0usize, 0usize);
+    let mut clock = PhaseClock::new(project.migrations.len());
+    let mut planned_for = tracked.catalog().objects.len();
     for (index, migration) in project.migrations.iter().enumerate() {
+        let started = std::time::Instant::now();
         apply_clean(scratch, migration).await?;
+        let applied = std::time::Instant::now();
         let next = match &capture {
             Some(capture) => {
                 capture
@@ -256,6 +263,7 @@ pub async fn replay_with(
             }
             None => Next::Reread("whole reads asked for"),
         };
+        let taken = std::time::Instant::now();
         let changes = match next {
             Next::Refresh(refresh) if refresh.is_empty() => Vec::new(),
             Next::Refresh(refresh) => {
@@ -275,21 +283,93 @@ pub async fn replay_with(
             version: migration.version.clone(),
             changes,
         });
+        if replan_when_grown(scratch, &mut planned_for, tracked.catalog().objects.len()).await? {
+            replans += 1;
+        }
+        let read = std::time::Instant::now();
         // Default privileges for a schema this migration created (they change no object).
         setup.after_migration(scratch).await?;
+        clock.add(
+            index,
+            [started, applied, taken, read, std::time::Instant::now()],
+        );
         tracing::info!(target: "phantom_sync::progress", done = index as u64 + 1);
     }
     tracing::debug!(
-        "replay: {} migrations, {targeted} targeted reads, {whole} whole reads",
+        "replay: {} migrations, {targeted} targeted reads, {whole} whole reads, {replans} replans; {clock}",
         project.migrations.len()
     );
     let end = tracked.into_catalog();
     let seed = seed_rows(scratch, &end.tables()).await?;
     let mut effects = Effects::new(initial, migrations, seed);
-    effects.stats = ReplayStats { targeted, whole };
+    effects.stats = ReplayStats {
+        targeted,
+        whole,
+        replans,
+    };
     effects.grants = GrantOrigins::of(&effects.end, environment);
     debug_assert_eq!(effects.end, end, "changes replay to the end catalog");
     Ok(effects)
+}
+
+/// Forgets the connection's prepared statements once the catalog has doubled
+/// since they were planned. Their generic plans were made for the catalog as
+/// it was — sequential scans of a small `pg_class`, `pg_depend`, … — and
+/// nothing else makes the server plan them again (a migration's DDL changes
+/// rows of the catalogs, not their definitions): without this, every read
+/// of a replay of 1,000 migrations costs in proportion to the catalog.
+async fn replan_when_grown(
+    conn: &mut PgConnection,
+    planned_for: &mut usize,
+    objects: usize,
+) -> Result<bool> {
+    if objects < 2 * (*planned_for).max(32) {
+        return Ok(false);
+    }
+    *planned_for = objects;
+    conn.clear_cached_statements()
+        .await
+        .map_err(Error::db("forgetting the replay's prepared statements"))?;
+    Ok(true)
+}
+
+/// Where a replay's time went, per phase (apply, log, read, environment),
+/// for the first and the second half of the migrations — a replay whose cost
+/// per migration grows shows it here.
+#[derive(Debug)]
+struct PhaseClock {
+    halves: [[std::time::Duration; 4]; 2],
+    total: usize,
+}
+
+impl PhaseClock {
+    fn new(total: usize) -> PhaseClock {
+        PhaseClock {
+            halves: Default::default(),
+            total,
+        }
+    }
+
+    fn add(&mut self, index: usize, marks: [std::time::Instant; 5]) {
+        let half = usize::from(2 * index >= self.total);
+        for (phase, pair) in marks.windows(2).enumerate() {
+            self.halves[half][phase] += pair[1] - pair[0];
+        }
+    }
+}
+
+impl std::fmt::Display for PhaseClock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, half) in self.halves.iter().enumerate() {
+            let [apply, log, read, env] = half.map(|d| d.as_millis());
+            write!(
+                f,
+                "{}apply {apply} ms, log {log} ms, read {read} ms, environment {env} ms",
+                if i == 0 { "" } else { " | " }
+            )?;
+        }
+        Ok(())
+    }
 }
 
 /// Runs one migration's statements in a transaction, as the CLI would on a
