@@ -83,6 +83,31 @@ async fn rehearse_then_repair_production() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Every drill started from the state the rehearsal's repair backed up, so
+/// its Phase 1 linked that backup (the same files, not a second dump) and its
+/// journal says so.
+fn drills_reused_the_repairs_backup(out: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let dump = |dir: &str| std::fs::metadata(out.join(dir).join("dump.pgcustom"));
+    let original = dump("backup")?;
+    for slug in ["failed-migration", "dropped-tables", "ledger"] {
+        let dir = format!("drill-{slug}");
+        let linked = dump(&dir)?;
+        assert_eq!(
+            (linked.dev(), linked.ino()),
+            (original.dev(), original.ino()),
+            "{dir}: its dump is not the repair's"
+        );
+        let journal = std::fs::read_to_string(out.join(&dir).join("journal.json"))?;
+        assert!(
+            journal.contains("dump linked from") && journal.contains("plan fingerprint checked"),
+            "{dir}: {journal}"
+        );
+        assert!(out.join(&dir).join("manifest.json").exists(), "{dir}");
+    }
+    Ok(())
+}
+
 async fn rehearse_on(server: &PgServer, major: u8) -> anyhow::Result<()> {
     let (prod, url) = production(server).await?;
     let work = phantom_sync::files::temp_dir("rehearse-test")?; // removed pass or fail
@@ -112,6 +137,7 @@ async fn rehearse_on(server: &PgServer, major: u8) -> anyhow::Result<()> {
         before,
         "PostgreSQL {major}: the rehearsal changed production"
     );
+    drills_reused_the_repairs_backup(&out.join("url"))?;
 
     let runbook = std::fs::read_to_string(out.join("url/runbook.md"))?;
     assert!(!runbook.contains(SECRET), "the runbook shows the password");

@@ -96,6 +96,7 @@ async fn rehearse_on(
         },
         lock_timeout_ms: 10_000,
         check_fingerprint: false,
+        reuse_backup: None,
         verify: crate::engine::verify::VerifyOptions {
             data: false,
             ..Default::default()

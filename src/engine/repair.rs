@@ -48,6 +48,11 @@ pub struct RepairOptions {
     pub planned: Option<Plan>,
     /// What Phase 4 checks, e.g. tables the application keeps writing to.
     pub verify: crate::engine::verify::VerifyOptions,
+    /// Phase 1 links this backup of the very same state instead of taking
+    /// one (checked first; see `backup::reuse`). Only the rehearsal's
+    /// drills set it: their databases are clones of the state the
+    /// rehearsal's repair just backed up.
+    pub(crate) reuse_backup: Option<PathBuf>,
 }
 
 impl RepairOptions {
@@ -69,6 +74,7 @@ impl RepairOptions {
             predict: true,
             planned: None,
             verify: crate::engine::verify::VerifyOptions::default(),
+            reuse_backup: None,
         }
     }
 }
@@ -254,6 +260,7 @@ pub async fn repair(
         check_fingerprint: true,
         verify: options.verify.for_plan(&made),
         cancel: options.cancel.clone(),
+        reuse_backup: options.reuse_backup.clone(),
     };
     let executed = execute(&made, &ctx).await;
     lock.release().await;

@@ -1,7 +1,10 @@
 //! The rollback drills: on a fresh clone of the restored capture each, the mishap a rollback exists
 //! for is made to happen — a migration failing mid-push, tables dropped after
 //! the repair, the ledger corrupted — and the procedure must bring back
-//! exactly what Phase 1 recorded.
+//! exactly what Phase 1 recorded. Every drill starts from the state the
+//! rehearsal's repair started from, under the same database name, so its
+//! Phase 1 links that repair's backup (checked, see `backup::reuse`)
+//! instead of reading every table and dumping the database once more.
 
 use std::path::Path;
 
@@ -26,14 +29,23 @@ pub(crate) fn all() -> [Procedure; 3] {
     ]
 }
 
-/// One rollback drill on a fresh clone of `pristine` (the restored capture).
+/// Where every drill starts: a clone of `pristine` (the restored capture)
+/// named `name`, like the copy the rehearsal repaired, whose Phase 1 backup
+/// is `backup`.
+pub(crate) struct Start<'a> {
+    pub pristine: &'a Database,
+    pub name: &'a str,
+    pub backup: &'a Path,
+}
+
+/// One rollback drill on a fresh clone of the restored capture.
 pub(crate) async fn drill(
-    pristine: &Database,
+    start: &Start<'_>,
     capture: &Capture,
     out: &Path,
     procedure: Procedure,
 ) -> Result<RollbackReport> {
-    let copy = pristine.clone_as("drill").await?;
+    let copy = start.pristine.clone_named(start.name).await?;
     let backup_dir = out.join(format!("drill-{}", procedure.slug()));
     let safety_dir = out.join(format!("drill-{}-before-rollback", procedure.slug()));
     // Backups of throw-away copies from an earlier rehearsal make way.
@@ -47,6 +59,7 @@ pub(crate) async fn drill(
     }
     let mut options = RepairOptions::new(&capture.migrations, &backup_dir);
     options.predict = false;
+    options.reuse_backup = Some(start.backup.to_path_buf());
     let tools = PgTools::for_database(&copy);
     let target = copy.target();
     let result = async {

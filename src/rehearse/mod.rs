@@ -182,6 +182,7 @@ async fn rehearse_on(
     let out = &options.out;
     let clock = Instant::now();
     let copy = pristine.clone_as("rehearsal").await?;
+    let copy_name = copy.name.clone();
     let repaired = repair_copy(&copy, capture, out, options.accept_existing_drift)
         .instrument(phase(
             "repairing the copy: diagnose, plan, predict, back up, repair, verify".into(),
@@ -193,9 +194,16 @@ async fn rehearse_on(
 
     if rehearsal.passed {
         let clock = Instant::now();
+        // Each drill starts where the repair started: a clone under the
+        // copy's name, whose Phase 1 links the repair's backup.
+        let start = drills::Start {
+            pristine,
+            name: &copy_name,
+            backup: &out.join("backup"),
+        };
         for procedure in drills::all() {
             let task = phase(format!("drill on a fresh copy — {}", procedure.title()));
-            let report = drills::drill(pristine, capture, out, procedure)
+            let report = drills::drill(&start, capture, out, procedure)
                 .instrument(task)
                 .await?;
             rehearsal.passed &= report.restored();

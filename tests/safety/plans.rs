@@ -241,6 +241,7 @@ async fn no_step_writes_before_this_runs_backup_is_complete() -> anyhow::Result<
         check_fingerprint: true,
         verify: options.verify.clone(),
         cancel: Cancel::new(),
+        reuse_backup: None,
     };
     let failure = execute(&plan, &ctx).await.expect_err("refused");
     let text = failure.error.to_string();

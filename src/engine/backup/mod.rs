@@ -12,6 +12,7 @@
 pub mod checksum;
 pub mod guard;
 pub mod manifest;
+pub(crate) mod reuse;
 
 use std::path::{Path, PathBuf};
 
@@ -35,7 +36,7 @@ pub const DEFAULT_PARENT: &str = ".phantom/backups";
 pub const DUMP_FILE: &str = "dump.pgcustom";
 pub(crate) const LEDGER_JSON: &str = "ledger.json";
 const LEDGER_TXT: &str = "ledger.txt";
-const DATA_JSON: &str = "data.json";
+pub(crate) const DATA_JSON: &str = "data.json";
 const CATALOG_JSON: &str = "catalog.json";
 const CATALOG_TXT: &str = "catalog.txt";
 const DUMP_JSON: &str = "dump.json";

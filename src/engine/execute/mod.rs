@@ -10,7 +10,7 @@
 //! backup is complete, and the diagnosis is checked again right before the
 //! first write.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 use tracing::Instrument;
 
@@ -77,6 +77,10 @@ pub struct Context<'a> {
     pub verify: crate::engine::verify::VerifyOptions,
     /// Stops the run when cancelled.
     pub cancel: Cancel,
+    /// Phase 1 links this backup of the same state (see
+    /// `backup::reuse`) instead of taking one: the rehearsal's drills.
+    /// `None` everywhere else.
+    pub reuse_backup: Option<PathBuf>,
 }
 
 /// A failed run: the error and the journal built so far.
@@ -303,6 +307,60 @@ fn skipped_by_fault(step: &Step, faults: &Faults) -> bool {
     }
 }
 
+/// A Phase 1 step done from a backup of the same state: the first step
+/// checks and links it, the others read what it linked. `None`: take the
+/// step as usual (the backup could not stand for this state, and why is
+/// said as a warning).
+async fn reuse_step(
+    step: &Step,
+    from: &Path,
+    ctx: &Context<'_>,
+    conn: &mut PgConnection,
+    before: &mut Option<DataSnapshot>,
+    plan: &Plan,
+) -> Result<Option<StepResult>> {
+    let reused = format!(
+        "from {} (the same state's Phase 1: its manifest, database and plan fingerprint checked)",
+        from.display()
+    );
+    let linked = |name: &str| ctx.backup_dir.join(name).exists();
+    match step.action {
+        Action::ExportLedger => {
+            let live = backup::manifest::DatabaseIdentity::read(conn).await?;
+            if let Err(e) = backup::reuse::check(from, &live, &plan.fingerprint) {
+                tracing::warn!("Phase 1 takes a new backup: {e}");
+                return Ok(None);
+            }
+            backup::reuse::link_files(from, &ctx.backup_dir)?;
+            let ledger = backup::BackupSet::load(&ctx.backup_dir)?.ledger;
+            Ok(Some((
+                Some(ledger.rows.len() as u64),
+                vec![format!(
+                    "{} linked {reused}",
+                    count(ledger.rows.len(), "ledger row")
+                )],
+            )))
+        }
+        Action::RecordData if linked(backup::DATA_JSON) => {
+            let snapshot = backup::load_data(&ctx.backup_dir)?;
+            let mut detail = vec![format!("counts and checksums linked {reused}")];
+            detail.extend(
+                snapshot
+                    .tables
+                    .values()
+                    .map(|t| format!("{}: {}", t.table, count(t.rows, "row"))),
+            );
+            let tables = snapshot.tables.len() as u64;
+            *before = Some(snapshot);
+            Ok(Some((Some(tables), detail)))
+        }
+        Action::Dump if linked(backup::DUMP_FILE) => {
+            Ok(Some((None, vec![format!("dump linked {reused}")])))
+        }
+        _ => Ok(None),
+    }
+}
+
 fn reverse_applies(steps: &mut [&Step]) {
     let positions: Vec<usize> = steps
         .iter()
@@ -326,6 +384,15 @@ async fn run_step(
     journal: &mut Journal,
     plan: &Plan,
 ) -> Result<StepResult> {
+    if let Some(from) = &ctx.reuse_backup
+        && matches!(
+            step.action,
+            Action::ExportLedger | Action::RecordData | Action::Dump
+        )
+        && let Some(done) = reuse_step(step, from, ctx, conn, before, plan).await?
+    {
+        return Ok(done);
+    }
     match &step.action {
         Action::ExportLedger => {
             let ledger = backup::export_ledger(conn, &ctx.backup_dir).await?;

@@ -79,6 +79,18 @@ impl Database {
         })
     }
 
+    /// [`Database::clone_as`] under exactly `name` (which no database on the
+    /// server may have): a rehearsal's drills are clones under the name of
+    /// the copy whose backup they reuse, a backup belonging to its database's name.
+    pub async fn clone_named(&self, name: &str) -> Result<Database> {
+        clone_template(&self.server, &self.name, name).await?;
+        Ok(Database {
+            name: name.to_string(),
+            major: self.major,
+            server: self.server.clone(),
+        })
+    }
+
     /// A target for this database (as the superuser).
     pub fn target(&self) -> Target {
         self.server.target(&self.name)
