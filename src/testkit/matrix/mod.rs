@@ -160,14 +160,19 @@ async fn run_on(
             &after.catalog
         ))
     );
+    // The rows of the tables the procedure created (those that existed
+    // before are compared by count and checksum below, not listed).
+    let created: Vec<String> = after
+        .catalog
+        .tables()
+        .into_iter()
+        .filter(|t| !before.data.tables.contains_key(t))
+        .collect();
     let mut conn = db.connect().await?;
-    let seed = crate::engine::effects::seed_rows(&mut conn, &after.catalog.tables()).await?;
+    let seed = crate::engine::effects::seed_rows(&mut conn, &created).await?;
     conn.close().await.ok();
     out.push_str("## Seed data after (stable columns)\n\n");
-    for (table, rows) in seed
-        .iter()
-        .filter(|(t, _)| !before.data.tables.contains_key(*t))
-    {
+    for (table, rows) in &seed {
         let _ = writeln!(out, "{table}:");
         for row in rows {
             let _ = writeln!(out, "  {row}");
