@@ -440,3 +440,6 @@ async fn run_step(
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
