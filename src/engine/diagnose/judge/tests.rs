@@ -145,6 +145,42 @@ fn a_missing_column_added_to_an_older_table_is_missing_not_drift() {
 }
 
 #[test]
+fn a_missing_column_of_an_older_table_the_same_migration_alters_is_missing_not_drift() {
+    // `ALTER TABLE public.a SET UNLOGGED, ADD COLUMN note text`: the table
+    // is changed, not created, by this migration.
+    let effects = effects(vec![
+        creates_a(),
+        migration(
+            "2",
+            vec![
+                changed(
+                    "table public.a",
+                    ObjectKind::Table,
+                    "table",
+                    "unlogged table",
+                ),
+                missing("column public.a.note", ObjectKind::Column, "text"),
+            ],
+        ),
+    ]);
+    let j = judge(
+        1,
+        &effects,
+        &live(&[
+            ("table public.a", ObjectKind::Table, "unlogged table"),
+            ID_OF_A,
+        ]),
+    );
+    assert_eq!(j.present, strings(&["table public.a"]));
+    assert_eq!(
+        j.missing,
+        strings(&["column public.a.note (text): missing"])
+    );
+    assert!(j.drifted.is_empty(), "{j:?}");
+    assert_eq!(j.recorded_status(), Status::Partial);
+}
+
+#[test]
 fn a_change_not_made_yet_is_missing_and_one_made_otherwise_is_drift() {
     let effects = effects(vec![
         creates_a(),
