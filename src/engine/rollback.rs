@@ -248,20 +248,7 @@ async fn prove(
     if *procedure == Procedure::Ledger {
         return Ok(proof);
     }
-    let tables: Vec<String> = match procedure {
-        Procedure::DroppedTables(t) => t.clone(),
-        _ => backup.data.tables.keys().cloned().collect(),
-    };
-    let before = DataSnapshot {
-        tables: backup
-            .data
-            .tables
-            .iter()
-            .filter(|(k, _)| tables.contains(k))
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect(),
-        ..DataSnapshot::default()
-    };
+    let (tables, before) = recorded_before(&backup.data, procedure);
     let after = DataSnapshot::capture(conn, &tables).await?;
     let changed: Vec<String> = before
         .compare(&after)
@@ -290,4 +277,121 @@ async fn prove(
         });
     }
     Ok(proof)
+}
+
+/// The tables whose counts and checksums prove `procedure` — those it names
+/// for Rollback 2, every table Phase 1 recorded otherwise — and Phase 1's
+/// record of them.
+fn recorded_before(recorded: &DataSnapshot, procedure: &Procedure) -> (Vec<String>, DataSnapshot) {
+    let tables: Vec<String> = match procedure {
+        Procedure::DroppedTables(t) => t.clone(),
+        _ => recorded.tables.keys().cloned().collect(),
+    };
+    let before = DataSnapshot {
+        tables: recorded
+            .tables
+            .iter()
+            .filter(|(k, _)| tables.contains(k))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+        ..DataSnapshot::default()
+    };
+    (tables, before)
+}
+
+#[cfg(test)]
+mod tests {
+    use pretty_assertions::assert_eq;
+
+    use super::*;
+    use crate::engine::backup::TableState;
+
+    fn recorded(tables: &[(&str, i64)]) -> DataSnapshot {
+        DataSnapshot {
+            tables: tables
+                .iter()
+                .map(|(table, rows)| {
+                    let state = TableState {
+                        table: table.to_string(),
+                        rows: *rows,
+                        checksum: format!("sum of {table}"),
+                    };
+                    (table.to_string(), state)
+                })
+                .collect(),
+            ..DataSnapshot::default()
+        }
+    }
+
+    fn tables_of(snapshot: &DataSnapshot) -> Vec<(&str, i64)> {
+        snapshot
+            .tables
+            .values()
+            .map(|s| (s.table.as_str(), s.rows))
+            .collect()
+    }
+
+    #[test]
+    fn rollback_2_proves_only_the_tables_it_recreates_against_phase_1() {
+        let phase_1 = recorded(&[("public.a", 3), ("public.b", 5), ("public.c", 7)]);
+        let procedure = Procedure::DroppedTables(vec!["public.c".into(), "public.a".into()]);
+        let (tables, before) = recorded_before(&phase_1, &procedure);
+        assert_eq!(tables, vec!["public.c".to_string(), "public.a".to_string()]);
+        assert_eq!(tables_of(&before), vec![("public.a", 3), ("public.c", 7)]);
+        assert_eq!(before.tables["public.c"].checksum, "sum of public.c");
+    }
+
+    #[test]
+    fn rollback_1_proves_every_table_phase_1_recorded() {
+        let phase_1 = recorded(&[("public.a", 3), ("public.b", 5)]);
+        let (tables, before) = recorded_before(&phase_1, &Procedure::FailedMigration);
+        assert_eq!(tables, vec!["public.a".to_string(), "public.b".to_string()]);
+        assert_eq!(before.tables, phase_1.tables);
+    }
+
+    #[test]
+    fn a_table_phase_1_never_recorded_has_no_before_state() {
+        let phase_1 = recorded(&[("public.a", 3)]);
+        let procedure = Procedure::DroppedTables(vec!["public.new".into()]);
+        let (tables, before) = recorded_before(&phase_1, &procedure);
+        assert_eq!(tables, vec!["public.new".to_string()]);
+        assert!(before.tables.is_empty(), "{before:?}");
+    }
+
+    #[test]
+    fn a_rollback_is_restored_only_when_every_check_passed() {
+        let check = |passed| Check {
+            name: "check".into(),
+            passed,
+            evidence: Vec::new(),
+        };
+        let report = |proof| RollbackReport {
+            procedure: Procedure::Ledger,
+            steps: Vec::new(),
+            proof,
+        };
+        assert!(report(vec![check(true), check(true)]).restored());
+        assert!(!report(vec![check(true), check(false)]).restored());
+    }
+
+    #[test]
+    fn each_procedure_has_the_plans_title_and_the_clis_name() {
+        let all = [
+            Procedure::FailedMigration,
+            Procedure::DroppedTables(Vec::new()),
+            Procedure::Ledger,
+        ];
+        assert_eq!(
+            all.each_ref().map(Procedure::slug),
+            ["failed-migration", "dropped-tables", "ledger"]
+        );
+        assert_eq!(
+            all.each_ref().map(Procedure::title),
+            [
+                "Rollback 1: migration failed during execution",
+                "Rollback 2: wrong tables dropped",
+                "Rollback 3: migration history corrupted",
+            ]
+        );
+    }
 }

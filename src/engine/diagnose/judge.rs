@@ -221,3 +221,6 @@ fn parent_table(d: &Difference, catalog: &Catalog, tables: &[String]) -> Option<
         .unwrap_or("");
     crate::source::catalog::owner_table(&d.key, definition, tables)
 }
+
+#[cfg(test)]
+mod tests;

@@ -507,3 +507,6 @@ async fn run_step(
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -356,48 +356,4 @@ async fn read_only_count(conn: &mut PgConnection, sql: &str) -> Result<Option<i6
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn statements_that_destroy_rows_are_recognised() {
-        let one = |s: &str| analyse(s);
-        assert_eq!(
-            one("drop table if exists public.legacy_notes cascade;"),
-            vec![(LossKind::DropsTable, "public.legacy_notes".into(), None)]
-        );
-        assert_eq!(
-            one("TRUNCATE TABLE a, public.\"B c\" RESTART IDENTITY"),
-            vec![
-                (LossKind::Truncates, "a".into(), None),
-                (LossKind::Truncates, "public.\"B c\"".into(), None)
-            ]
-        );
-        assert_eq!(
-            one("-- tidy up\ndelete from public.notes where archived"),
-            vec![(
-                LossKind::DeletesRows,
-                "public.notes".into(),
-                Some("archived".into())
-            )]
-        );
-        assert_eq!(
-            one("DELETE FROM notes"),
-            vec![(LossKind::DeletesRows, "notes".into(), None)]
-        );
-        assert_eq!(
-            one("update public.notes set body = ''"),
-            vec![(LossKind::UpdatesEveryRow, "public.notes".into(), None)]
-        );
-        assert!(one("update public.notes set body = '' where id = 1").is_empty());
-        assert!(one("create table public.notes (id int)").is_empty());
-        assert!(
-            one("delete from (select 1) x").is_empty(),
-            "not a plain name"
-        );
-        assert_eq!(
-            split_last("public.t.\"a.b\""),
-            Some(("public.t".into(), "\"a.b\"".into()))
-        );
-    }
-}
+mod tests;
