@@ -89,12 +89,15 @@ mutants: tools images
 	  rc=$$(cat mutants.rc); rm -f mutants.rc mutants.args; \
 	  [ $$rc = 0 ] || [ $$rc = 2 ] || [ $$rc = 3 ] || exit $$rc; \
 	fi; rm -f mutants.args
-	@count() { cat "$$@" 2>/dev/null | grep -c . ; }; one=mutants.out; two=mutants.pass2/mutants.out; \
-	if [ -d $$two ]; then missed_file=$$two/missed.txt; else missed_file=$$one/missed.txt; fi; \
-	caught=$$(count $$one/caught.txt $$one/timeout.txt $$two/caught.txt $$two/timeout.txt); \
-	missed=$$(count $$missed_file); total=$$((caught + missed)); \
-	echo "mutation score: $$caught of $$total viable mutants caught ($$((100 * caught / (total > 0 ? total : 1)))%)"; \
-	echo "surviving mutants ($$missed_file):"; cat $$missed_file 2>/dev/null || true
+	@python3 -c 'import os; \
+	read = lambda p: set(l.strip() for l in open(p) if l.strip()) if os.path.exists(p) else set(); \
+	one, two = "mutants.out", "mutants.pass2/mutants.out"; \
+	missed1 = read(one + "/missed.txt"); \
+	again = read(two + "/caught.txt") | read(two + "/timeout.txt") if os.path.isdir(two) else set(); \
+	caught = len(read(one + "/caught.txt") | read(one + "/timeout.txt")) + len(missed1 & again); \
+	missed = sorted(missed1 - again); total = caught + len(missed); \
+	print(f"mutation score: {caught} of {total} viable mutants caught ({100 * caught // max(total, 1)}%)"); \
+	print("surviving mutants:"); print("\n".join(missed))'
 
 review:
 	@command -v cargo-insta >/dev/null 2>&1 || $(CARGO) install cargo-insta --locked

@@ -182,18 +182,7 @@ fn a_missing_column_of_an_older_table_the_same_migration_alters_is_missing_not_d
 
 #[test]
 fn a_change_not_made_yet_is_missing_and_one_made_otherwise_is_drift() {
-    let effects = effects(vec![
-        creates_a(),
-        migration(
-            "2",
-            vec![changed(
-                "column public.a.id",
-                ObjectKind::Column,
-                "integer",
-                "bigint",
-            )],
-        ),
-    ]);
+    let effects = creates_a_then_widens_its_id();
     let not_yet = judge(1, &effects, &live(&[TABLE_A, ID_OF_A]));
     assert_eq!(
         not_yet.missing,
@@ -228,18 +217,7 @@ fn a_change_not_made_yet_is_missing_and_one_made_otherwise_is_drift() {
 
 #[test]
 fn an_object_in_the_shape_a_later_migration_gives_it_counts_as_present() {
-    let effects = effects(vec![
-        creates_a(),
-        migration(
-            "2",
-            vec![changed(
-                "column public.a.id",
-                ObjectKind::Column,
-                "integer",
-                "bigint",
-            )],
-        ),
-    ]);
+    let effects = creates_a_then_widens_its_id();
     let j = judge(
         0,
         &effects,
@@ -442,4 +420,20 @@ fn an_objects_parent_is_the_table_its_key_or_definition_names() {
         None,
         "not in the catalog, named by no table"
     );
+}
+
+/// Migration 1 creates `public.a` with an integer id; migration 2 makes it bigint.
+fn creates_a_then_widens_its_id() -> Effects {
+    effects(vec![
+        creates_a(),
+        migration(
+            "2",
+            vec![changed(
+                "column public.a.id",
+                ObjectKind::Column,
+                "integer",
+                "bigint",
+            )],
+        ),
+    ])
 }
