@@ -344,12 +344,7 @@ async fn reuse_step(
         Action::RecordData if linked(backup::DATA_JSON) => {
             let snapshot = backup::load_data(&ctx.backup_dir)?;
             let mut detail = vec![format!("counts and checksums linked {reused}")];
-            detail.extend(
-                snapshot
-                    .tables
-                    .values()
-                    .map(|t| format!("{}: {}", t.table, count(t.rows, "row"))),
-            );
+            detail.extend(rows_per_table(&snapshot));
             let tables = snapshot.tables.len() as u64;
             *before = Some(snapshot);
             Ok(Some((Some(tables), detail)))
@@ -359,6 +354,15 @@ async fn reuse_step(
         }
         _ => Ok(None),
     }
+}
+
+/// Step 1.3's journal lines: each table with its row count.
+fn rows_per_table(snapshot: &DataSnapshot) -> Vec<String> {
+    snapshot
+        .tables
+        .values()
+        .map(|t| format!("{}: {}", t.table, count(t.rows, "row")))
+        .collect()
 }
 
 fn reverse_applies(steps: &mut [&Step]) {
@@ -385,10 +389,6 @@ async fn run_step(
     plan: &Plan,
 ) -> Result<StepResult> {
     if let Some(from) = &ctx.reuse_backup
-        && matches!(
-            step.action,
-            Action::ExportLedger | Action::RecordData | Action::Dump
-        )
         && let Some(done) = reuse_step(step, from, ctx, conn, before, plan).await?
     {
         return Ok(done);
@@ -407,11 +407,7 @@ async fn run_step(
         Action::RecordData => {
             let (snapshot, _) =
                 backup::record_data(conn, &ctx.backup_dir, &ctx.catalog_options).await?;
-            let detail = snapshot
-                .tables
-                .values()
-                .map(|t| format!("{}: {}", t.table, count(t.rows, "row")))
-                .collect();
+            let detail = rows_per_table(&snapshot);
             let count = snapshot.tables.len() as u64;
             *before = Some(snapshot);
             Ok((Some(count), detail))

@@ -233,16 +233,7 @@ fn an_object_in_the_shape_a_later_migration_gives_it_counts_as_present() {
 
 #[test]
 fn an_object_a_later_migration_drops_proves_nothing_when_it_is_gone() {
-    let effects = effects(vec![
-        migration(
-            "1",
-            vec![missing("table public.t", ObjectKind::Table, "table")],
-        ),
-        migration(
-            "2",
-            vec![dropped("table public.t", ObjectKind::Table, "table")],
-        ),
-    ]);
+    let effects = creates_t_then_drops_it();
     let j = judge(0, &effects, &live(&[]));
     assert!(j.is_empty(), "{j:?}");
     assert!(j.drops_done.is_empty(), "{j:?}");
@@ -250,16 +241,7 @@ fn an_object_a_later_migration_drops_proves_nothing_when_it_is_gone() {
 
 #[test]
 fn a_drop_is_done_when_the_object_is_gone_and_missing_when_it_is_still_there() {
-    let effects = effects(vec![
-        migration(
-            "1",
-            vec![missing("table public.t", ObjectKind::Table, "table")],
-        ),
-        migration(
-            "2",
-            vec![dropped("table public.t", ObjectKind::Table, "table")],
-        ),
-    ]);
+    let effects = creates_t_then_drops_it();
     let gone = judge(1, &effects, &live(&[]));
     assert_eq!(gone.drops_done, strings(&["table public.t"]));
     assert!(gone.is_empty(), "{gone:?}");
@@ -434,6 +416,20 @@ fn creates_a_then_widens_its_id() -> Effects {
                 "integer",
                 "bigint",
             )],
+        ),
+    ])
+}
+
+/// Migration 1 creates `public.t`; migration 2 drops it.
+fn creates_t_then_drops_it() -> Effects {
+    effects(vec![
+        migration(
+            "1",
+            vec![missing("table public.t", ObjectKind::Table, "table")],
+        ),
+        migration(
+            "2",
+            vec![dropped("table public.t", ObjectKind::Table, "table")],
         ),
     ])
 }
