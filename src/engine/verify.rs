@@ -384,6 +384,55 @@ mod tests {
     }
 
     #[test]
+    fn seed_rows_are_read_back_by_the_columns_they_were_projected_on() {
+        let rows = vec![
+            r#"{"id":1,"name":"free"}"#.to_string(),
+            r#"{"id":2,"name":"pro"}"#.to_string(),
+        ];
+        assert_eq!(columns_of(&rows), vec!["id", "name"]);
+        assert!(columns_of(&[]).is_empty());
+        assert!(columns_of(&["not json".to_string()]).is_empty());
+    }
+
+    #[test]
+    fn the_options_for_a_plan_tolerate_what_the_plan_tolerates_and_keep_the_rest() {
+        let drift = Drift {
+            difference: Difference {
+                key: "table public.hand_made".into(),
+                kind: ObjectKind::Table,
+                change: Change::Unexpected {
+                    found: "table".into(),
+                },
+            },
+            description: "hand made".into(),
+            table: Some("public.hand_made".into()),
+            rows: None,
+        };
+        let plan = Plan {
+            tolerated: Tolerated {
+                environment: Vec::new(),
+                pre_existing: vec![drift],
+            },
+            fingerprint: "f".into(),
+            digest: String::new(),
+            options: Default::default(),
+            data_at_risk: Vec::new(),
+            steps: Vec::new(),
+            refusals: Vec::new(),
+            warnings: Vec::new(),
+        };
+        let options = VerifyOptions {
+            data: false,
+            live_tables: vec!["public.events".into()],
+            tolerated: Tolerated::default(),
+        };
+        let for_plan = options.for_plan(&plan);
+        assert_eq!(for_plan.tolerated, plan.tolerated);
+        assert!(!for_plan.data);
+        assert_eq!(for_plan.live_tables, vec!["public.events"]);
+    }
+
+    #[test]
     fn a_verification_passes_only_when_every_check_does() {
         let all = Verification {
             checks: vec![check("ledger", true), check("schema", true)],

@@ -343,6 +343,75 @@ mod tests {
     }
 
     #[test]
+    fn a_backup_folder_may_be_missing_or_empty_but_never_hold_files() {
+        let parent = crate::files::temp_dir("manifest").unwrap();
+        let missing = parent.path().join("not").join("yet");
+        ensure_fresh(&missing).unwrap();
+        assert!(missing.is_dir(), "a missing folder is created");
+        ensure_fresh(&missing).unwrap();
+        std::fs::write(missing.join("ledger.json"), "[]").unwrap();
+        assert!(matches!(
+            ensure_fresh(&missing),
+            Err(Error::BackupExists { .. })
+        ));
+        let file = parent.path().join("a-file");
+        std::fs::write(&file, "x").unwrap();
+        // A file in the way cannot be read as a folder: said as that, and
+        // nothing is created in its place.
+        let in_the_way = ensure_fresh(&file);
+        assert!(
+            matches!(in_the_way, Err(Error::Io { action: "read", .. })),
+            "{in_the_way:?}"
+        );
+    }
+
+    #[test]
+    fn folders_made_in_the_same_millisecond_get_numbered_names() {
+        let parent = crate::files::temp_dir("manifest").unwrap();
+        let folders: Vec<PathBuf> = (0..40)
+            .map(|_| new_folder(parent.path(), "abc").unwrap())
+            .collect();
+        let distinct: std::collections::BTreeSet<&PathBuf> = folders.iter().collect();
+        assert_eq!(distinct.len(), folders.len());
+        assert!(
+            folders
+                .iter()
+                .any(|f| f.to_string_lossy().ends_with("-abc-2")),
+            "40 folders in a row share a millisecond at least once: {folders:?}"
+        );
+        // Only a taken name is tried again: a name the file system refuses
+        // is said as that, not as a backup that exists.
+        let refused = new_folder(parent.path(), &"x".repeat(300));
+        assert!(
+            matches!(
+                refused,
+                Err(Error::Io {
+                    action: "create",
+                    ..
+                })
+            ),
+            "{refused:?}"
+        );
+    }
+
+    #[test]
+    fn a_digest_is_the_files_size_and_sha256() {
+        let parent = crate::files::temp_dir("manifest").unwrap();
+        let path = parent.path().join("abc");
+        std::fs::write(&path, "abc").unwrap();
+        let abc = digest(&path).unwrap();
+        assert_eq!(abc.bytes, 3);
+        // FIPS 180-2's example digest of "abc".
+        assert_eq!(
+            abc.sha256,
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        // Larger than one read buffer: every chunk is counted.
+        std::fs::write(&path, vec![b'x'; 600 * 1024]).unwrap();
+        assert_eq!(digest(&path).unwrap().bytes, 600 * 1024);
+    }
+
+    #[test]
     fn folders_are_new_and_verified_backups_refuse_every_change() {
         let parent = crate::files::temp_dir("manifest").unwrap();
         let a = complete(parent.path(), "abc", "app");

@@ -180,6 +180,15 @@ mod tests {
     use super::*;
 
     #[test]
+    fn backup_files_are_pretty_json_that_reads_back() {
+        let counts = std::collections::BTreeMap::from([("public.a".to_string(), 3u64)]);
+        let text = to_json(&counts);
+        assert_eq!(text, "{\n  \"public.a\": 3\n}");
+        let back: std::collections::BTreeMap<String, u64> = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, counts);
+    }
+
+    #[test]
     fn dump_scope_is_the_catalogs_platform_schemas_minus_the_ledger() {
         let mut catalog = CatalogOptions::default().exclude_schemas;
         catalog.retain(|s| s != ledger::SCHEMA);

@@ -80,6 +80,28 @@ fn one_line(statement: &str) -> String {
 mod tests {
     use super::*;
 
+    fn statements(all: &[&str]) -> Vec<String> {
+        all.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn the_difference_names_both_counts_and_the_first_statement_that_differs() {
+        let recorded = statements(&["a", "b", "c"]);
+        assert_eq!(
+            statement_difference(&recorded, &statements(&["a", "x"])),
+            "ledger statements differ from the file: 3 recorded, 2 in the file, first difference at statement 2"
+        );
+        // One is the other's beginning: the first statement only one of them has.
+        assert_eq!(
+            statement_difference(&statements(&["a"]), &recorded),
+            "ledger statements differ from the file: 1 recorded, 3 in the file, first difference at statement 2"
+        );
+        assert!(
+            statement_difference(&statements(&["z", "b"]), &statements(&["a", "b"]))
+                .ends_with("first difference at statement 1")
+        );
+    }
+
     #[test]
     fn data_statements_the_file_lost_are_found() {
         let recorded = vec![
