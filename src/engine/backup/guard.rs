@@ -39,6 +39,12 @@ pub struct TableGuard {
     pub deleted: i64,
 }
 
+/// Whether a server (`server_version_num`) keeps what the guards read:
+/// PostgreSQL 15 and later (`pg_stat_force_next_flush`).
+fn has_guards(server_version_num: i32) -> bool {
+    server_version_num / 10_000 >= MIN_MAJOR
+}
+
 /// Guards by `schema.table` (the keys of [`DataSnapshot::tables`]).
 pub type Guards = BTreeMap<String, TableGuard>;
 
@@ -50,7 +56,7 @@ pub async fn read(conn: &mut PgConnection, tables: &[String]) -> Result<Guards> 
         .fetch_one(&mut *conn)
         .await
         .map_err(Error::db("reading the server version"))?;
-    if version / 10_000 < MIN_MAJOR {
+    if !has_guards(version) {
         return Ok(Guards::new());
     }
     // Flushes when this statement ends and the session goes idle.
@@ -152,6 +158,14 @@ mod tests {
             updated: 0,
             deleted: 0,
         }
+    }
+
+    #[test]
+    fn servers_from_postgresql_15_on_have_guards() {
+        assert!(!has_guards(140_013));
+        assert!(has_guards(150_000));
+        assert!(has_guards(170_004));
+        assert!(has_guards(180_001));
     }
 
     #[test]

@@ -438,6 +438,14 @@ mod tests {
         let missing = verify(&a).unwrap_err().to_string();
         assert!(missing.contains("ledger.json is missing"), "{missing}");
         std::fs::remove_file(a.join(MANIFEST_FILE)).unwrap();
+        // A manifest that is there but cannot be read is said as that.
+        std::fs::create_dir(a.join(MANIFEST_FILE)).unwrap();
+        let unreadable = verify(&a).unwrap_err();
+        assert!(
+            matches!(unreadable, Error::Io { action: "read", .. }),
+            "{unreadable:?}"
+        );
+        std::fs::remove_dir(a.join(MANIFEST_FILE)).unwrap();
         let partial = verify(&a).unwrap_err();
         assert!(matches!(partial, Error::BackupRejected { .. }));
         assert!(partial.to_string().contains("partial"), "{partial}");

@@ -46,3 +46,18 @@ impl Cancel {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_cancel_says_why_to_every_clone_and_only_once_asked() {
+        let cancel = Cancel::new();
+        let run = cancel.clone();
+        assert_eq!(run.reason(), None, "nobody asked yet");
+        cancel.cancel("SIGTERM");
+        assert_eq!(run.reason().as_deref(), Some("SIGTERM"));
+        assert_eq!(run.cancelled().await, "SIGTERM");
+    }
+}

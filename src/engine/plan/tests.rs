@@ -95,6 +95,19 @@ fn pre_existing_drift_refuses_unless_accepted_and_is_then_tolerated() {
     let refused = plan(&project, &diagnosis, &PlanOptions::default());
     assert!(!refused.is_runnable());
     assert!(refused.tolerated.pre_existing.is_empty());
+    // The refusal names the drift and the rows of its table.
+    let Some(crate::Error::Refused { reasons }) = refused.refused() else {
+        panic!(
+            "a plan with refusals stops its run: {:?}",
+            refused.refused()
+        );
+    };
+    assert!(
+        reasons.contains(
+            "column public.a.note: present, not made by any migration (public.a: 3 rows)"
+        ),
+        "{reasons}"
+    );
     let accepted = plan(
         &project,
         &diagnosis,
@@ -104,6 +117,7 @@ fn pre_existing_drift_refuses_unless_accepted_and_is_then_tolerated() {
         },
     );
     assert!(accepted.is_runnable(), "{:?}", accepted.refusals);
+    assert!(accepted.refused().is_none());
     assert_eq!(accepted.tolerated.pre_existing, vec![drift()]);
     assert!(accepted.tolerated.covers(&drift().description));
     assert!(!accepted.tolerated.covers("table public.b: missing"));
@@ -174,4 +188,44 @@ fn an_edited_migration_whose_record_did_more_offers_the_ways_out() {
         "{:?}",
         explained.warnings
     );
+}
+
+#[test]
+fn phases_carry_the_incident_plans_titles() {
+    let titles: Vec<&str> = Phase::ALL.iter().map(|p| p.title()).collect();
+    assert_eq!(
+        titles,
+        vec![
+            "Phase 1: Backup & Safety",
+            "Phase 2: Repair Migration History",
+            "Phase 3: Re-apply Missing Migrations",
+            "Phase 4: Verification",
+        ]
+    );
+}
+
+#[test]
+fn only_a_drifted_migration_is_warned_about_its_objects_shape() {
+    let (project, mut diagnosis) = two(&[("1", A), ("2", B)], &["public.a"]);
+    let phantom = plan(&project, &diagnosis, &PlanOptions::default());
+    assert!(
+        !phantom.warnings.iter().any(|w| w.contains("another shape")),
+        "{:?}",
+        phantom.warnings
+    );
+    let entry = diagnosis
+        .entries
+        .iter_mut()
+        .find(|e| e.version == "2")
+        .unwrap();
+    entry.status = Status::Drifted;
+    entry.evidence = vec!["table public.b: columns differ".into()];
+    let drifted = plan(&project, &diagnosis, &PlanOptions::default());
+    assert!(
+        drifted.warnings.iter().any(|w| w.starts_with("2 ")
+            && w.contains("objects exist with another shape (table public.b: columns differ)")),
+        "{:?}",
+        drifted.warnings
+    );
+    assert!(drifted.to_apply().contains(&"2".to_string()));
 }
