@@ -39,10 +39,10 @@ pub struct TableGuard {
     pub deleted: i64,
 }
 
-/// Whether a server (`server_version_num`) keeps what the guards read:
-/// PostgreSQL 15 and later (`pg_stat_force_next_flush`).
-fn has_guards(server_version_num: i32) -> bool {
-    server_version_num / 10_000 >= MIN_MAJOR
+/// Whether a server (`server_version_num`) is older than what the guards
+/// read (`pg_stat_force_next_flush` came with PostgreSQL 15).
+fn predates_guards(server_version_num: i32) -> bool {
+    server_version_num / 10_000 < MIN_MAJOR
 }
 
 /// Guards by `schema.table` (the keys of [`DataSnapshot::tables`]).
@@ -56,7 +56,7 @@ pub async fn read(conn: &mut PgConnection, tables: &[String]) -> Result<Guards> 
         .fetch_one(&mut *conn)
         .await
         .map_err(Error::db("reading the server version"))?;
-    if !has_guards(version) {
+    if predates_guards(version) {
         return Ok(Guards::new());
     }
     // Flushes when this statement ends and the session goes idle.
@@ -162,10 +162,10 @@ mod tests {
 
     #[test]
     fn servers_from_postgresql_15_on_have_guards() {
-        assert!(!has_guards(140_013));
-        assert!(has_guards(150_000));
-        assert!(has_guards(170_004));
-        assert!(has_guards(180_001));
+        assert!(predates_guards(140_013));
+        assert!(!predates_guards(150_000));
+        assert!(!predates_guards(170_004));
+        assert!(!predates_guards(180_001));
     }
 
     #[test]
