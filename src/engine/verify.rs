@@ -302,6 +302,22 @@ mod tests {
     use crate::engine::diagnose::fixtures::{catalog, effect, ledger, migration, project};
     use crate::source::catalog::{Change, Difference, ObjectKind};
 
+    /// A table no migration made, as pre-existing drift.
+    fn hand_made(description: &str, rows: Option<i64>) -> Drift {
+        Drift {
+            difference: Difference {
+                key: "table public.hand_made".into(),
+                kind: ObjectKind::Table,
+                change: Change::Unexpected {
+                    found: "table".into(),
+                },
+            },
+            description: description.into(),
+            table: Some("public.hand_made".into()),
+            rows,
+        }
+    }
+
     const A: &str = "create table public.a (id int)";
     const B: &str = "create table public.b (id int)";
 
@@ -343,18 +359,7 @@ mod tests {
         );
         let description = extra[0].evidence[0].clone();
 
-        let drift = Drift {
-            difference: Difference {
-                key: "table public.hand_made".into(),
-                kind: ObjectKind::Table,
-                change: Change::Unexpected {
-                    found: "table".into(),
-                },
-            },
-            description: description.clone(),
-            table: Some("public.hand_made".into()),
-            rows: Some(2),
-        };
+        let drift = hand_made(&description, Some(2));
         let tolerated = Tolerated {
             environment: Vec::new(),
             pre_existing: vec![drift],
@@ -396,18 +401,7 @@ mod tests {
 
     #[test]
     fn the_options_for_a_plan_tolerate_what_the_plan_tolerates_and_keep_the_rest() {
-        let drift = Drift {
-            difference: Difference {
-                key: "table public.hand_made".into(),
-                kind: ObjectKind::Table,
-                change: Change::Unexpected {
-                    found: "table".into(),
-                },
-            },
-            description: "hand made".into(),
-            table: Some("public.hand_made".into()),
-            rows: None,
-        };
+        let drift = hand_made("hand made", None);
         let plan = Plan {
             tolerated: Tolerated {
                 environment: Vec::new(),
