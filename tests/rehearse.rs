@@ -84,8 +84,8 @@ async fn rehearse_then_repair_production() -> anyhow::Result<()> {
 }
 
 /// Every drill started from the state the rehearsal's repair backed up, so
-/// its Phase 1 linked that backup (the same files, not a second dump) and its
-/// journal says so.
+/// its Phase 1 linked that backup (the same files, not a second dump or a
+/// second reading of every table) and its journal says so.
 fn drills_reused_the_repairs_backup(out: &Path) -> anyhow::Result<()> {
     use std::os::unix::fs::MetadataExt;
     let dump = |dir: &str| std::fs::metadata(out.join(dir).join("dump.pgcustom"));
@@ -100,7 +100,9 @@ fn drills_reused_the_repairs_backup(out: &Path) -> anyhow::Result<()> {
         );
         let journal = std::fs::read_to_string(out.join(&dir).join("journal.json"))?;
         assert!(
-            journal.contains("dump linked from") && journal.contains("plan fingerprint checked"),
+            journal.contains("counts and checksums linked from")
+                && journal.contains("dump linked from")
+                && journal.contains("plan fingerprint checked"),
             "{dir}: {journal}"
         );
         assert!(out.join(&dir).join("manifest.json").exists(), "{dir}");
