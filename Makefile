@@ -69,12 +69,13 @@ lint:
 
 # Pass 1 runs the unit tests against every mutant of the engine files that
 # .cargo/mutants.toml lists (results in mutants.out/); pass 2 runs the unit
-# tests, tests/broken_procedure.rs, tests/guard.rs, tests/safety and the
-# scenario catalogue (PostgreSQL $(MUTANTS_VERSIONS); cargo runs them in that
-# order and stops at the first that fails) against exactly the mutants pass 1
-# missed, named one by one (results in mutants.pass2/mutants.out/).
-# cargo-mutants exits 2 or 3 when mutants survive or time out: that is a
-# result, printed at the end; other codes are errors.
+# tests, tests/broken_procedure.rs, tests/guard.rs, tests/rehearse.rs,
+# tests/safety and the scenario catalogue (PostgreSQL $(MUTANTS_VERSIONS);
+# cargo runs them in that order and stops at the first that fails) against
+# exactly the mutants pass 1 missed, named one by one (results in
+# mutants.pass2/mutants.out/). cargo-mutants exits 2 or 3 when mutants
+# survive or time out: that is a result, printed at the end; other codes are
+# errors.
 MUTANTS_VERSIONS ?= 17
 MUTANTS_ARGS ?=
 MUTANTS_PASS2_ARGS ?=
@@ -89,7 +90,7 @@ mutants: tools images
 	    env PHANTOM_PG_VERSIONS=$(MUTANTS_VERSIONS) $(CARGO) mutants --no-shuffle $(MUTANTS_PASS2_ARGS) \
 	    --output mutants.pass2 --cargo-test-arg=--lib --cargo-test-arg=--test=scenarios \
 	    --cargo-test-arg=--test=safety --cargo-test-arg=--test=guard \
-	    --cargo-test-arg=--test=broken_procedure; \
+	    --cargo-test-arg=--test=broken_procedure --cargo-test-arg=--test=rehearse; \
 	  rc=$$(cat mutants.rc); rm -f mutants.rc mutants.args; \
 	  [ $$rc = 0 ] || [ $$rc = 2 ] || [ $$rc = 3 ] || exit $$rc; \
 	fi; rm -f mutants.args
