@@ -314,11 +314,7 @@ async fn second_run_is_noop(
     match make_plan(target, tools, options).await {
         Ok((_, plan)) if !plan.is_runnable() => violations.push(format!(
             "a second repair would be refused: {}",
-            plan.refusals
-                .iter()
-                .map(|r| r.reason.as_str())
-                .collect::<Vec<_>>()
-                .join("; ")
+            plan.refused().map(|e| e.to_string()).unwrap_or_default()
         )),
         Ok((_, plan)) if plan.is_noop() => {}
         Ok((_, plan)) => violations.push(format!(
