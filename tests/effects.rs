@@ -6,7 +6,7 @@
 //! ones that change the text of other objects (renamed tables, columns,
 //! types, functions and schemas; detached partitions; cascades).
 
-use phantom_sync::engine::effects::{Effects, ReplayMode, replay_with};
+use phantom_sync::engine::effects::{Effects, ReplayMode, replay_split, replay_with, split_point};
 use phantom_sync::pg::sandbox::{Database, versions_from_env};
 use phantom_sync::source::catalog::CatalogOptions;
 use phantom_sync::source::environment::Environment;
@@ -283,5 +283,104 @@ async fn a_replay_that_doubles_the_catalog_plans_its_reads_again_and_reads_the_s
         );
     }
     assert_eq!(fast.end.to_text(), whole.end.to_text());
+    Ok(())
+}
+
+/// The synthetic project of `bench diagnose` (tables with foreign keys,
+/// indexes, RLS policies, functions and triggers, later ALTERs, grants),
+/// `n` migrations, with `extra` as one more migration among the first `at`
+/// (its file name sorts just before migration `at`'s).
+fn synthetic(dir: &std::path::Path, n: usize, at: usize, extra: &str) -> anyhow::Result<Project> {
+    let file = phantom_sync::bench::diagnose::write_project(dir, n)?;
+    let migrations = file.with_file_name("synthetic/supabase/migrations");
+    if !extra.is_empty() {
+        let version = format!("2024{at:010}5");
+        std::fs::write(migrations.join(format!("{version}_extra.sql")), extra)?;
+    }
+    Ok(Project::load(&migrations)?)
+}
+
+/// Replays `project` cut at `at` on two databases named `lead_…` and `follow_…`.
+async fn replayed_in_two(project: &Project, major: u8, at: usize) -> anyhow::Result<Effects> {
+    let lead = Database::fresh(major, "lead").await?;
+    let follow = Database::fresh(major, "follow").await?;
+    let (mut a, mut b) = (lead.connect().await?, follow.connect().await?);
+    let environment = Environment::capture(&mut a).await?;
+    let effects = replay_split(
+        project,
+        &mut a,
+        &mut b,
+        &CatalogOptions::default(),
+        &environment,
+        at,
+    )
+    .await;
+    a.close().await.ok();
+    b.close().await.ok();
+    lead.drop_database().await?;
+    follow.drop_database().await?;
+    Ok(effects?)
+}
+
+fn assert_same_effects(split: &Effects, one: &Effects) -> anyhow::Result<()> {
+    assert_eq!(split.migrations.len(), one.migrations.len());
+    assert_eq!(split.initial.to_text(), one.initial.to_text());
+    for (s, o) in split.migrations.iter().zip(&one.migrations) {
+        assert_eq!(s.version, o.version);
+        assert_eq!(
+            serde_json::to_string_pretty(&s.changes)?,
+            serde_json::to_string_pretty(&o.changes)?,
+            "migration {}",
+            s.version
+        );
+    }
+    assert_eq!(split.end.to_text(), one.end.to_text());
+    assert_eq!(split.seed, one.seed);
+    Ok(())
+}
+
+/// A long project is replayed on two databases at once: the first records
+/// the early migrations while the second applies them unread and records
+/// the rest. Every migration's changes, the end catalog and the seed rows
+/// are the ones a replay on one database records.
+#[tokio::test]
+async fn a_replay_cut_in_two_records_what_one_replay_records() -> TestResult {
+    let dir = phantom_sync::files::temp_dir("effects-split")?;
+    let project = synthetic(dir.path(), 48, 0, "")?;
+    assert_eq!(split_point(&project), Some(48 * 3 / 5));
+    for major in versions_from_env()? {
+        let one = replayed(&project, major, ReplayMode::Targeted).await?;
+        assert_eq!(one.stats.split_at, None);
+        let split = replayed_in_two(&project, major, 29).await?;
+        assert_eq!(split.stats.split_at, Some(29), "PG{major}: the lanes met");
+        assert_eq!(split.stats.whole, 0, "PG{major}: {:?}", split.stats);
+        assert_same_effects(&split, &one)?;
+    }
+    Ok(())
+}
+
+/// When the second lane cannot take over — its start is not the catalog the
+/// first lane reached, or one of the migrations it applies unread fails
+/// there — the first lane replays the rest alone, and the answer is still
+/// the one-database replay's.
+#[tokio::test]
+async fn a_second_lane_that_differs_or_fails_leaves_the_first_to_finish() -> TestResult {
+    let major = versions_from_env()?[0];
+    let differs = "do $$ begin if current_database() like '%follow%' then \
+                   create table public.only_in_the_second (id int); end if; end $$;";
+    let fails = "do $$ begin if current_database() like '%follow%' then \
+                 raise exception 'only the second lane fails'; end if; end $$;";
+    for (what, extra) in [("differs", differs), ("fails", fails)] {
+        let dir = phantom_sync::files::temp_dir("effects-split-fallback")?;
+        let project = synthetic(dir.path(), 44, 10, extra)?;
+        assert_eq!(project.migrations.len(), 45);
+        let one = replayed(&project, major, ReplayMode::Targeted).await?;
+        let split = replayed_in_two(&project, major, 27).await?;
+        assert_eq!(
+            split.stats.split_at, None,
+            "{what}: the first lane went on alone"
+        );
+        assert_same_effects(&split, &one)?;
+    }
     Ok(())
 }

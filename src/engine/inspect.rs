@@ -12,7 +12,7 @@ use tracing::Instrument;
 
 use crate::engine::diagnose::{Diagnosis, diagnose};
 use crate::engine::effects::cache::{self, EffectsKey};
-use crate::engine::effects::{Effects, replay};
+use crate::engine::effects::{Effects, replay, replay_split, split_point};
 use crate::engine::variants::{explain, recorded_variants};
 use crate::pg::sandbox::Database;
 use crate::pg::target::Target;
@@ -81,6 +81,54 @@ pub async fn inspect(
         major,
         environment,
     })
+}
+
+/// Replays `project` on fresh scratch databases of `key.major` (two at once
+/// when [`split_point`] allows it) and drops them, whatever the outcome.
+async fn replay_on_scratch(
+    project: &Project,
+    key: &EffectsKey,
+    environment: &Environment,
+) -> Result<Effects> {
+    let first = Database::fresh(key.major, "replay").await?;
+    let second = match split_point(project) {
+        Some(at) => match Database::fresh(key.major, "replay").await {
+            Ok(db) => Some((db, at)),
+            Err(e) => {
+                first.drop_database().await.ok();
+                return Err(e);
+            }
+        },
+        None => None,
+    };
+    let result = async {
+        let mut conn = first.connect().await?;
+        let effects = match &second {
+            Some((db, at)) => {
+                let mut other = db.connect().await?;
+                let effects = replay_split(
+                    project,
+                    &mut conn,
+                    &mut other,
+                    &key.options,
+                    environment,
+                    *at,
+                )
+                .await;
+                other.close().await.ok();
+                effects
+            }
+            None => replay(project, &mut conn, &key.options, environment).await,
+        };
+        conn.close().await.ok();
+        effects
+    }
+    .await;
+    if let Some((db, _)) = second {
+        db.drop_database().await?;
+    }
+    first.drop_database().await?;
+    result
 }
 
 /// Fills in the row count of every table that carries pre-existing drift
@@ -159,16 +207,9 @@ pub async fn effects_for(
                 ),
                 total = project.migrations.len() as u64
             );
-            let scratch = Database::fresh(key.major, "replay")
-                .instrument(replaying.clone())
-                .await?;
-            let mut conn = scratch.connect().await?;
-            let result = replay(project, &mut conn, &key.options, environment)
+            let effects = replay_on_scratch(project, key, environment)
                 .instrument(replaying)
-                .await;
-            conn.close().await.ok();
-            scratch.drop_database().await?;
-            let effects = result?;
+                .await?;
             cache::store(key, &effects);
             effects
         }

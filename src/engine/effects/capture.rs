@@ -94,8 +94,9 @@ const ACL_RENEW: &str = concat!(
     acls!()
 );
 
-/// Reads the log (then emptied with TRUNCATE: nothing vacuums a temporary
-/// table, so DELETE would leave every row ever logged for later scans).
+/// Reads the log. The replay empties it with TRUNCATE at the start of the
+/// next migration's message: nothing vacuums a temporary table, so DELETE
+/// would leave every row ever logged for later scans.
 const TAKE: &str = "SELECT dropped, tag, classid::int8 AS classid, objid::int8 AS objid, objsubid, \
       object_type, schema_name, address FROM pg_temp.phantom_replay_log";
 
@@ -222,6 +223,12 @@ impl Capture {
         }
     }
 
+    /// Whether the event triggers record (the replay then empties their log
+    /// in each migration's own message).
+    pub(crate) fn recording(&self) -> bool {
+        self.installed
+    }
+
     /// What `migration` (just committed) touched, as roots of `tracked` to read again.
     pub(crate) async fn take(
         &self,
@@ -233,13 +240,7 @@ impl Capture {
         if !self.installed {
             return Ok(Next::Reread("no event triggers"));
         }
-        let taken = match sqlx::query(TAKE).fetch_all(&mut *conn).await {
-            Ok(rows) => sqlx::raw_sql("TRUNCATE pg_temp.phantom_replay_log")
-                .execute(&mut *conn)
-                .await
-                .map(|_| rows),
-            Err(e) => Err(e),
-        };
+        let taken = sqlx::query(TAKE).fetch_all(&mut *conn).await;
         let log: Vec<Logged> = match taken {
             Ok(rows) => rows.iter().map(Logged::from_row).collect::<Result<_>>()?,
             Err(e) => {
@@ -395,11 +396,9 @@ async fn plan_refresh(
     }
     let known: Vec<Oid> = known.into_iter().map(Oid).collect();
     let addresses: Vec<String> = addresses.into_iter().collect();
-    // Plan once per connection (the custom plans cost more than the query).
-    sqlx::raw_sql("SET plan_cache_mode = force_generic_plan")
-        .execute(&mut *conn)
-        .await
-        .map_err(Error::db("setting plan_cache_mode"))?;
+    // Planned once per connection (the custom plans cost more than the
+    // query): the replay leaves plan_cache_mode at force_generic_plan after
+    // each migration.
     let rows: Result<Vec<(i64, String)>> = sqlx::query_as(ROOTS)
         .bind(&classids)
         .bind(&objids)
@@ -409,10 +408,6 @@ async fn plan_refresh(
         .fetch_all(&mut *conn)
         .await
         .map_err(Error::db("finding what a migration touched"));
-    sqlx::raw_sql("RESET plan_cache_mode")
-        .execute(&mut *conn)
-        .await
-        .map_err(Error::db("resetting plan_cache_mode"))?;
     let rows = rows?;
     let mut roots: BTreeMap<u32, RootClass> = BTreeMap::new();
     for (root, class) in rows {

@@ -8,25 +8,24 @@
 //! the first catalog and those lists, and [`Effects`] answers the questions
 //! the diagnosis asks of them — every shape the migrations give an object
 //! from one migration onwards — by key, without materialising the prefixes.
-//! `cache` keeps the effects of a folder on disk between runs.
+//! `replay` runs the migrations (on two databases at once for a long
+//! project); `cache` keeps the effects of a folder on disk between runs.
 
 pub mod cache;
 mod capture;
+mod replay;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::OnceLock;
 
 use serde::{Deserialize, Serialize};
-use sqlx::Connection;
 use sqlx::postgres::PgConnection;
 
-use crate::engine::environment::{GrantOrigins, Scratch};
+use crate::engine::environment::GrantOrigins;
 use crate::pg::sql::{quote_ident, quote_literal};
-use crate::source::catalog::{Catalog, CatalogOptions, Change, Difference, TrackedCatalog};
-use crate::source::environment::Environment;
-use crate::source::project::{Migration, Project};
+use crate::source::catalog::{Catalog, Change, Difference};
 use crate::{Error, Result};
-use capture::{Capture, Next};
+pub use replay::{ReplayMode, SPLIT_FROM, replay, replay_split, replay_with, split_point};
 
 /// The effects of every local migration, in version order.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -63,6 +62,9 @@ pub struct ReplayStats {
     pub whole: usize,
     #[serde(default)]
     pub replans: usize,
+    /// Where the replay was cut in two (`replay_split`), if it was.
+    #[serde(default)]
+    pub split_at: Option<usize>,
 }
 
 /// `key → [(prefix, definition after that prefix)]`, prefixes ascending.
@@ -208,219 +210,6 @@ fn apply(catalog: &mut Catalog, changes: &[Difference]) {
             }
         }
     }
-}
-
-/// How a replay reads the catalog after each migration.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ReplayMode {
-    /// Only what each migration touched (event triggers; the default).
-    Targeted,
-    /// The whole catalog after every migration (the reference the targeted
-    /// mode is tested against).
-    Whole,
-}
-
-/// Replays every migration of `project` on `scratch` (an empty database with
-/// the shim), set up first like the target (`environment`: its default
-/// privileges, roles, extensions), and records what each one changes.
-pub async fn replay(
-    project: &Project,
-    scratch: &mut PgConnection,
-    options: &CatalogOptions,
-    environment: &Environment,
-) -> Result<Effects> {
-    replay_with(project, scratch, options, environment, ReplayMode::Targeted).await
-}
-
-/// [`replay`], reading the catalog the way `mode` says.
-pub async fn replay_with(
-    project: &Project,
-    scratch: &mut PgConnection,
-    options: &CatalogOptions,
-    environment: &Environment,
-    mode: ReplayMode,
-) -> Result<Effects> {
-    let mut setup = Scratch::prepare(scratch, environment).await?;
-    let mut tracked = TrackedCatalog::read(scratch, options).await?;
-    let initial = tracked.catalog().clone();
-    let capture = match mode {
-        ReplayMode::Targeted => Some(Capture::install(scratch).await),
-        ReplayMode::Whole => None,
-    };
-    let mut migrations = Vec::with_capacity(project.migrations.len());
-    let (mut targeted, mut whole, mut replans) = (0usize, 0usize, 0usize);
-    let mut clock = PhaseClock::new(project.migrations.len());
-    let mut planned_for = tracked.catalog().objects.len();
-    for (index, migration) in project.migrations.iter().enumerate() {
-        let started = std::time::Instant::now();
-        apply_clean(scratch, migration).await?;
-        let applied = std::time::Instant::now();
-        let next = match &capture {
-            Some(capture) => {
-                capture
-                    .take(scratch, migration, &tracked, &options.exclude_schemas)
-                    .await?
-            }
-            None => Next::Reread("whole reads asked for"),
-        };
-        let taken = std::time::Instant::now();
-        let changes = match next {
-            Next::Refresh(refresh) if refresh.is_empty() => Vec::new(),
-            Next::Refresh(refresh) => {
-                targeted += 1;
-                tracked.refresh(scratch, options, &refresh).await?
-            }
-            Next::Reread(why) => {
-                whole += 1;
-                tracing::debug!(
-                    "replay of {}: whole catalog read ({why})",
-                    migration.file_name()
-                );
-                tracked.reread(scratch, options).await?
-            }
-        };
-        migrations.push(MigrationEffects {
-            version: migration.version.clone(),
-            changes,
-        });
-        if replan_when_grown(scratch, &mut planned_for, tracked.catalog().objects.len()).await? {
-            replans += 1;
-        }
-        let read = std::time::Instant::now();
-        // Default privileges for a schema this migration created (they change no object).
-        setup.after_migration(scratch).await?;
-        clock.add(
-            index,
-            [started, applied, taken, read, std::time::Instant::now()],
-        );
-        tracing::info!(target: "phantom_sync::progress", done = index as u64 + 1);
-    }
-    tracing::debug!(
-        "replay: {} migrations, {targeted} targeted reads, {whole} whole reads, {replans} replans; {clock}",
-        project.migrations.len()
-    );
-    let end = tracked.into_catalog();
-    let seed = seed_rows(scratch, &end.tables()).await?;
-    let mut effects = Effects::new(initial, migrations, seed);
-    effects.stats = ReplayStats {
-        targeted,
-        whole,
-        replans,
-    };
-    effects.grants = GrantOrigins::of(&effects.end, environment);
-    debug_assert_eq!(effects.end, end, "changes replay to the end catalog");
-    Ok(effects)
-}
-
-/// Forgets the connection's prepared statements once the catalog has doubled
-/// since they were planned. Their generic plans were made for the catalog as
-/// it was — sequential scans of a small `pg_class`, `pg_depend`, … — and
-/// nothing else makes the server plan them again (a migration's DDL changes
-/// rows of the catalogs, not their definitions): without this, every read
-/// of a replay of 1,000 migrations costs in proportion to the catalog.
-async fn replan_when_grown(
-    conn: &mut PgConnection,
-    planned_for: &mut usize,
-    objects: usize,
-) -> Result<bool> {
-    if objects < 2 * (*planned_for).max(32) {
-        return Ok(false);
-    }
-    *planned_for = objects;
-    conn.clear_cached_statements()
-        .await
-        .map_err(Error::db("forgetting the replay's prepared statements"))?;
-    Ok(true)
-}
-
-/// Where a replay's time went, per phase (apply, log, read, environment),
-/// for the first and the second half of the migrations — a replay whose cost
-/// per migration grows shows it here.
-#[derive(Debug)]
-struct PhaseClock {
-    halves: [[std::time::Duration; 4]; 2],
-    total: usize,
-}
-
-impl PhaseClock {
-    fn new(total: usize) -> PhaseClock {
-        PhaseClock {
-            halves: Default::default(),
-            total,
-        }
-    }
-
-    fn add(&mut self, index: usize, marks: [std::time::Instant; 5]) {
-        let half = usize::from(2 * index >= self.total);
-        for (phase, pair) in marks.windows(2).enumerate() {
-            self.halves[half][phase] += pair[1] - pair[0];
-        }
-    }
-}
-
-impl std::fmt::Display for PhaseClock {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        for (i, half) in self.halves.iter().enumerate() {
-            let [apply, log, read, env] = half.map(|d| d.as_millis());
-            write!(
-                f,
-                "{}apply {apply} ms, log {log} ms, read {read} ms, environment {env} ms",
-                if i == 0 { "" } else { " | " }
-            )?;
-        }
-        Ok(())
-    }
-}
-
-/// Runs one migration's statements in a transaction, as the CLI would on a
-/// fresh database. They go to the server in one message (one round trip);
-/// when that fails, they run again one by one in a new transaction to name
-/// the statement that fails.
-async fn apply_clean(conn: &mut PgConnection, migration: &Migration) -> Result<()> {
-    let mut tx = conn
-        .begin()
-        .await
-        .map_err(Error::db("starting a replay transaction"))?;
-    for (i, statement) in migration.statements.iter().enumerate() {
-        tracing::debug!(target: "phantom_sync::sql", "replay {} statement {}: {statement}", migration.version, i + 1);
-    }
-    // A statement may end in a line comment: the separator starts a new line.
-    let batch = migration.statements.join("\n;\n");
-    if sqlx::raw_sql(sqlx::AssertSqlSafe(batch))
-        .execute(&mut *tx)
-        .await
-        .is_ok()
-    {
-        return tx.commit().await.map_err(Error::db(format!(
-            "committing replay of {}",
-            migration.file_name()
-        )));
-    }
-    tx.rollback()
-        .await
-        .map_err(Error::db("rolling back a failed replay transaction"))?;
-    let mut tx = conn
-        .begin()
-        .await
-        .map_err(Error::db("starting a replay transaction"))?;
-    for (index, statement) in migration.statements.iter().enumerate() {
-        if let Err(e) = sqlx::raw_sql(sqlx::AssertSqlSafe(statement.clone()))
-            .execute(&mut *tx)
-            .await
-        {
-            return Err(Error::ReplayFailed {
-                migration: migration.file_name(),
-                path: migration.path.clone(),
-                statement_index: index + 1,
-                statement: first_line(statement),
-                message: db_message(&e),
-            });
-        }
-    }
-    tx.commit().await.map_err(Error::db(format!(
-        "committing replay of {}",
-        migration.file_name()
-    )))
 }
 
 /// Rows of every table, projected onto columns whose values are reproducible.
