@@ -111,3 +111,78 @@ fn grant_object_exists(key: &str, live: &Catalog) -> bool {
         .any(|kind| live.get(&format!("{kind} {object}")).is_some())
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::effects::MigrationEffects;
+    use crate::engine::environment::GrantOrigins;
+    use crate::source::catalog::{Difference, Object, ObjectKind};
+
+    /// A replay that created `public.t` and granted SELECT on it to anon.
+    fn effects(environment_roles: &[&str]) -> Effects {
+        let made = |kind, name: &str, definition: &str| {
+            let object = Object::new(kind, name, definition);
+            Difference {
+                key: object.key,
+                kind,
+                change: Change::Missing {
+                    expected: definition.into(),
+                },
+            }
+        };
+        let mut effects = Effects::new(
+            Catalog::default(),
+            vec![MigrationEffects {
+                version: "1".into(),
+                changes: vec![
+                    made(ObjectKind::Table, "public.t", "table"),
+                    made(ObjectKind::Grant, "public.t anon", "SELECT"),
+                ],
+            }],
+            Default::default(),
+        );
+        effects.grants = GrantOrigins {
+            explicit: BTreeSet::new(),
+            environment_roles: environment_roles.iter().map(|r| r.to_string()).collect(),
+        };
+        effects
+    }
+
+    fn live(tables: &[&str]) -> Catalog {
+        let mut live = Catalog::default();
+        for t in tables {
+            live.insert(Object::new(ObjectKind::Table, t, "table"));
+        }
+        live
+    }
+
+    #[test]
+    fn a_missing_grant_a_migration_chose_is_pre_existing_drift() {
+        // anon is no role of the environment: the grant was the migration's.
+        let out = classify(&[], &effects(&[]), &live(&["public.t"]));
+        assert!(out.environment.is_empty(), "{:?}", out.environment);
+        let drift: Vec<&str> = out
+            .pre_existing
+            .iter()
+            .map(|d| d.difference.key.as_str())
+            .collect();
+        assert_eq!(drift, ["grant public.t anon"]);
+    }
+
+    #[test]
+    fn an_environment_grant_is_the_environments_only_on_an_object_the_target_has() {
+        let on_existing = classify(&[], &effects(&["anon"]), &live(&["public.t"]));
+        assert_eq!(on_existing.environment.len(), 1, "{on_existing:?}");
+        assert!(on_existing.pre_existing.is_empty());
+        // Without the table, its grant goes with it: drift, not environment.
+        let on_missing = classify(&[], &effects(&["anon"]), &live(&[]));
+        assert!(on_missing.environment.is_empty(), "{on_missing:?}");
+        let drift: Vec<&str> = on_missing
+            .pre_existing
+            .iter()
+            .map(|d| d.difference.key.as_str())
+            .collect();
+        assert_eq!(drift, ["grant public.t anon", "table public.t"]);
+    }
+}
