@@ -90,9 +90,12 @@ fn code_fingerprint() -> &'static str {
             env!("CARGO_PKG_VERSION"),
             include_str!("mod.rs"),
             include_str!("capture.rs"),
+            include_str!("replay.rs"),
+            include_str!("../environment.rs"),
             include_str!("../../source/catalog/mod.rs"),
             include_str!("../../source/catalog/canonical.rs"),
             include_str!("../../source/catalog/diff.rs"),
+            include_str!("../../source/catalog/group.rs"),
             include_str!("../../source/catalog/introspect.rs"),
             include_str!("../../source/catalog/queries.rs"),
             include_str!("../../source/catalog/relations.rs"),
@@ -206,6 +209,37 @@ fn store_in(dir: &Path, key: &EffectsKey, effects: &Effects) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A file added to the replay or the catalog and left out of the
+    /// fingerprint would let a cache entry outlive a change to it.
+    #[test]
+    fn the_code_fingerprint_covers_every_file_of_the_replay_and_the_catalog() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let this = std::fs::read_to_string(root.join("src/engine/effects/cache.rs")).unwrap();
+        for (dir, prefix) in [
+            ("src/engine/effects", ""),
+            ("src/source/catalog", "../../source/catalog/"),
+            ("src/source/split", "../../source/split/"),
+        ] {
+            let mut files = 0;
+            for entry in std::fs::read_dir(root.join(dir)).unwrap() {
+                let name = entry.unwrap().file_name().into_string().unwrap();
+                if !name.ends_with(".rs")
+                    || name == "tests.rs"
+                    || (dir.ends_with("effects") && name == "cache.rs")
+                {
+                    continue;
+                }
+                files += 1;
+                let wanted = format!("include_str!(\"{prefix}{name}\")");
+                assert!(
+                    this.contains(&wanted),
+                    "{dir}/{name} is not in code_fingerprint"
+                );
+            }
+            assert!(files >= 3, "{dir}: {files} files");
+        }
+    }
     use crate::source::catalog::{Catalog, Change, Difference, ObjectKind};
     use crate::source::project::Migration;
 
