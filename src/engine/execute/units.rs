@@ -112,17 +112,24 @@ pub(super) async fn apply(conn: &mut PgConnection, m: &Migration, ctx: &Context<
     }
     ledger::mark_applied(&mut tx, &m.version, &m.name, &m.statements)
         .await
-        .map_err(|e| match e {
-            Error::Database { source, .. } if sql_state(&source).as_deref() == Some("23505") => {
-                Error::AlreadyApplied {
-                    version: version.clone(),
-                }
-            }
-            other => other,
-        })?;
+        .map_err(|e| ledger_write_error(&version, e))?;
     tx.commit()
         .await
         .map_err(|e| classify(&version, m.statements.len(), "COMMIT", e))
+}
+
+/// A failed ledger insert: a duplicate version (`23505`) means the ledger
+/// already records the migration (the plan's "migration already applied");
+/// anything else stays the database error it is.
+fn ledger_write_error(version: &str, e: Error) -> Error {
+    match e {
+        Error::Database { source, .. } if sql_state(&source).as_deref() == Some("23505") => {
+            Error::AlreadyApplied {
+                version: version.to_string(),
+            }
+        }
+        other => other,
+    }
 }
 
 /// Maps a failed statement onto the plan's troubleshooting cases.
@@ -151,5 +158,27 @@ fn classify(version: &str, statement_index: usize, statement: &str, e: sqlx::Err
             message,
         },
         None => Error::ConnectionLost { version, message },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_duplicate_version_makes_a_failed_ledger_write_already_applied() {
+        let lost = Error::Database {
+            context: "recording 20250413093000 in the ledger".into(),
+            source: sqlx::Error::Protocol("connection lost".into()),
+        };
+        match ledger_write_error("20250413093000", lost) {
+            Error::Database { context, .. } => assert!(context.contains("ledger"), "{context}"),
+            other => panic!("a lost connection is no duplicate version: {other}"),
+        }
+        let other = Error::Invalid("not a database error".into());
+        assert!(matches!(
+            ledger_write_error("20250413093000", other),
+            Error::Invalid(_)
+        ));
     }
 }
