@@ -100,7 +100,13 @@ const ACL_RENEW: &str = concat!(
 const TAKE: &str = "SELECT dropped, tag, classid::int8 AS classid, objid::int8 AS objid, objsubid, \
       object_type, schema_name, address FROM pg_temp.phantom_replay_log";
 
-/// Maps objects to the roots they hang off, with their class. `$1`/`$2`:
+/// Maps objects to the roots they hang off, with their class. Objects under
+/// which no catalog object is ever shown lead to no root: TOAST tables, types
+/// that are not enums, domains, ranges or composites (the array type of each
+/// new table), and the triggers PostgreSQL makes for a foreign key — which
+/// hang off the referenced table, so that without this every migration that
+/// creates a table referring to `auth.users` would read `auth.users` again.
+/// `$1`/`$2`:
 /// classid and objid of the objects reported; `$3`: whether to follow each
 /// one's dependents; `$4`: roots known from earlier reads; `$5`: tables by
 /// qualified name (those of dropped policies, triggers, constraints and
@@ -122,15 +128,15 @@ WITH RECURSIVE expanded(classid, objid) AS (
 ), roots(root, cat) AS (
     SELECT m.root, m.cat FROM objects o, LATERAL (
         SELECT c.oid, 'pg_class' FROM pg_class c
-         WHERE o.classid IN (0, 'pg_class'::regclass) AND c.oid = o.objid AND c.relkind NOT IN ('i', 'I', 'c')
-        UNION ALL SELECT i.indrelid, 'pg_class' FROM pg_index i
-         WHERE o.classid = 'pg_class'::regclass AND i.indexrelid = o.objid
+         WHERE o.classid IN (0, 'pg_class'::regclass) AND c.oid = o.objid AND c.relkind NOT IN ('i', 'I', 'c', 't')
+        UNION ALL SELECT i.indrelid, 'pg_class' FROM pg_index i JOIN pg_class ic ON ic.oid = i.indrelid
+         WHERE o.classid = 'pg_class'::regclass AND i.indexrelid = o.objid AND ic.relkind <> 't'
         UNION ALL SELECT c.reltype, 'pg_type' FROM pg_class c
          WHERE o.classid = 'pg_class'::regclass AND c.oid = o.objid AND c.relkind = 'c'
         UNION ALL SELECT CASE WHEN r.relkind IS NOT NULL AND r.relkind <> 'c' THEN t.typrelid ELSE t.oid END,
                          CASE WHEN r.relkind IS NOT NULL AND r.relkind <> 'c' THEN 'pg_class' ELSE 'pg_type' END
           FROM pg_type t LEFT JOIN pg_class r ON r.oid = t.typrelid
-         WHERE o.classid IN (0, 'pg_type'::regclass) AND t.oid = o.objid
+         WHERE o.classid IN (0, 'pg_type'::regclass) AND t.oid = o.objid AND t.typtype IN ('c', 'e', 'd', 'r')
         UNION ALL SELECT CASE WHEN k.conrelid <> 0 THEN k.conrelid ELSE k.contypid END,
                          CASE WHEN k.conrelid <> 0 THEN 'pg_class' ELSE 'pg_type' END
           FROM pg_constraint k WHERE o.classid = 'pg_constraint'::regclass AND k.oid = o.objid
@@ -139,7 +145,7 @@ WITH RECURSIVE expanded(classid, objid) AS (
         UNION ALL SELECT p.polrelid, 'pg_class' FROM pg_policy p
          WHERE o.classid = 'pg_policy'::regclass AND p.oid = o.objid
         UNION ALL SELECT t.tgrelid, 'pg_class' FROM pg_trigger t
-         WHERE o.classid = 'pg_trigger'::regclass AND t.oid = o.objid
+         WHERE o.classid = 'pg_trigger'::regclass AND t.oid = o.objid AND NOT t.tgisinternal
         UNION ALL SELECT r.ev_class, 'pg_class' FROM pg_rewrite r
          WHERE o.classid = 'pg_rewrite'::regclass AND r.oid = o.objid
         UNION ALL SELECT p.oid, 'pg_proc' FROM pg_proc p

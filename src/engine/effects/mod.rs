@@ -53,12 +53,16 @@ pub struct Effects {
     tables: OnceLock<Vec<String>>,
 }
 
-/// How many migrations were followed by a targeted read, and how many by a
-/// read of the whole catalog (no event triggers, or a change they cannot
-/// name); how many times the reads were planned again as the catalog grew.
+/// How many migrations were followed by a targeted read (and how many roots
+/// those reads asked for), and how many by a read of the whole catalog (no
+/// event triggers, or a change they cannot name); how many times the reads
+/// were planned again as the catalog grew.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReplayStats {
     pub targeted: usize,
+    /// Roots read by the targeted reads, over all of them.
+    #[serde(default)]
+    pub roots: usize,
     pub whole: usize,
     #[serde(default)]
     pub replans: usize,

@@ -141,6 +141,7 @@ pub async fn replay_split(
             migrations.append(&mut follow.migrations);
             follow.migrations = migrations;
             follow.stats.targeted += lead.stats.targeted;
+            follow.stats.roots += lead.stats.roots;
             follow.stats.whole += lead.stats.whole;
             follow.stats.replans += lead.stats.replans;
             follow.stats.split_at = Some(head.len());
@@ -279,6 +280,7 @@ impl<'c, 'e> Lane<'c, 'e> {
             Next::Refresh(refresh) if refresh.is_empty() => Ok(Vec::new()),
             Next::Refresh(refresh) => {
                 self.stats.targeted += 1;
+                self.stats.roots += refresh.roots.len();
                 self.tracked
                     .refresh(self.conn, self.options, &refresh)
                     .await
@@ -298,9 +300,10 @@ impl<'c, 'e> Lane<'c, 'e> {
     /// this lane's database, the grants' origins.
     async fn finish(self, initial: Catalog, environment: &Environment) -> Result<Effects> {
         tracing::debug!(
-            "replay: {} migrations recorded, {} targeted reads, {} whole reads, {} replans; {}",
+            "replay: {} migrations recorded, {} targeted reads ({} roots), {} whole reads, {} replans; {}",
             self.migrations.len(),
             self.stats.targeted,
+            self.stats.roots,
             self.stats.whole,
             self.stats.replans,
             self.clock
