@@ -147,11 +147,12 @@ async fn locked(
     let procedure = match procedure {
         Procedure::DroppedTables(t) if t.is_empty() => {
             let live = Catalog::introspect(&mut conn, options).await?;
+            let live = live.table_names();
             let gone: Vec<String> = backup
                 .catalog
                 .tables()
                 .into_iter()
-                .filter(|t| !live.tables().contains(t))
+                .filter(|t| !live.contains(t))
                 .collect();
             Procedure::DroppedTables(gone)
         }

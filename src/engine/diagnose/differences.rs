@@ -8,7 +8,9 @@ use std::collections::BTreeSet;
 
 use super::{Differences, Drift, Entry, Status};
 use crate::engine::effects::Effects;
-use crate::source::catalog::{Catalog, Change, diff, grant_object, owner_function, owner_table};
+use crate::source::catalog::{
+    Catalog, Change, TableNames, diff, grant_object, owner_function, owner_table,
+};
 
 /// Statuses whose migrations the plan re-applies.
 pub(crate) const REAPPLIED: [Status; 4] = [
@@ -22,10 +24,7 @@ pub(crate) const REAPPLIED: [Status; 4] = [
 pub(super) fn classify(entries: &[Entry], effects: &Effects, live: &Catalog) -> Differences {
     let clean = effects.final_catalog();
     let touched = Touched::by(entries, effects);
-    let mut tables = clean.tables();
-    tables.extend(live.tables());
-    tables.sort();
-    tables.dedup();
+    let tables: TableNames = clean.tables().into_iter().chain(live.tables()).collect();
     let mut out = Differences::default();
     for d in diff(clean, live) {
         let definition = match &d.change {
@@ -62,7 +61,7 @@ struct Touched {
 impl Touched {
     fn by(entries: &[Entry], effects: &Effects) -> Touched {
         let clean = effects.final_catalog();
-        let tables = clean.tables();
+        let tables = clean.table_names();
         let mut touched = Touched {
             keys: BTreeSet::new(),
             tables: BTreeSet::new(),

@@ -211,7 +211,11 @@ fn live_has_table(live: &Catalog, table: &str) -> bool {
 }
 
 /// The table an object belongs to (a column, constraint, index, policy, …), if any.
-fn parent_table(d: &Difference, catalog: &Catalog, tables: &[String]) -> Option<String> {
+fn parent_table(
+    d: &Difference,
+    catalog: &Catalog,
+    tables: &crate::source::catalog::TableNames,
+) -> Option<String> {
     if d.kind == ObjectKind::Table {
         return None;
     }

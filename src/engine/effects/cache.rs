@@ -97,6 +97,7 @@ fn code_fingerprint() -> &'static str {
             include_str!("../../source/catalog/diff.rs"),
             include_str!("../../source/catalog/group.rs"),
             include_str!("../../source/catalog/introspect.rs"),
+            include_str!("../../source/catalog/owner.rs"),
             include_str!("../../source/catalog/queries.rs"),
             include_str!("../../source/catalog/relations.rs"),
             include_str!("../../source/catalog/row.rs"),

@@ -50,7 +50,7 @@ pub struct Effects {
     history: OnceLock<History>,
     /// The end catalog's tables.
     #[serde(skip)]
-    tables: OnceLock<Vec<String>>,
+    tables: OnceLock<crate::source::catalog::TableNames>,
 }
 
 /// How many migrations were followed by a targeted read (and how many roots
@@ -114,9 +114,9 @@ impl Effects {
         &self.end
     }
 
-    /// The end catalog's tables (`schema.table`, sorted), listed once.
-    pub fn final_tables(&self) -> &[String] {
-        self.tables.get_or_init(|| self.end.tables())
+    /// The end catalog's tables (`schema.table`), listed once.
+    pub fn final_tables(&self) -> &crate::source::catalog::TableNames {
+        self.tables.get_or_init(|| self.end.table_names())
     }
 
     /// The effects of `version`, if it is a local migration.

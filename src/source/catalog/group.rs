@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{Change, Difference, ObjectKind, owner_function, owner_table};
+use super::{Change, Difference, ObjectKind, TableNames, owner_function, owner_table};
 use crate::text::count;
 
 /// One line: the difference at `head` and the parts folded into it, counted by kind label.
@@ -32,7 +32,8 @@ pub fn group(differences: &[Difference]) -> Vec<Group> {
             .filter_map(|k| k.strip_prefix(prefix).map(str::to_string))
             .collect()
     };
-    let (tables, functions) = (names("table "), names("function "));
+    let tables: TableNames = names("table ").into_iter().collect();
+    let functions = names("function ");
     let mut parts: BTreeMap<usize, BTreeMap<&'static str, usize>> = BTreeMap::new();
     let mut heads = Vec::new();
     for (i, d) in differences.iter().enumerate() {

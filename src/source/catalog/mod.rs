@@ -18,6 +18,7 @@ mod canonical;
 mod diff;
 mod group;
 mod introspect;
+mod owner;
 mod queries;
 mod relations;
 mod row;
@@ -31,6 +32,7 @@ use sha2::{Digest, Sha256};
 pub use diff::{Change, Difference, diff};
 pub use group::{Group, group, parts_phrase};
 pub use introspect::{ObjectSet, Reading, RootClass};
+pub use owner::{TableNames, owner_function, owner_table};
 pub use tracked::{Refresh, TrackedCatalog};
 
 /// Schemas that belong to the Supabase platform (or its local shim), never
@@ -218,6 +220,11 @@ impl Catalog {
             .collect()
     }
 
+    /// [`Catalog::tables`] as a set, for [`owner_table`].
+    pub fn table_names(&self) -> TableNames {
+        self.tables().into_iter().collect()
+    }
+
     /// The object with this key, if present.
     pub fn get(&self, key: &str) -> Option<&Object> {
         self.objects.get(key)
@@ -324,39 +331,6 @@ pub fn schema_of(name: &str) -> Option<String> {
         return None;
     }
     name.split_once('.').map(|(s, _)| s.to_string())
-}
-
-/// The table a catalog object belongs to (the table itself, or the table of
-/// a column, constraint, index, policy, trigger, grant or comment).
-pub fn owner_table(key: &str, definition: &str, tables: &[String]) -> Option<String> {
-    let rest = key.split_once(' ').map(|(_, r)| r).unwrap_or("");
-    let rest = rest
-        .strip_prefix("table ")
-        .or_else(|| rest.strip_prefix("column "))
-        .unwrap_or(rest);
-    tables
-        .iter()
-        .filter(|t| {
-            rest == t.as_str()
-                || rest.starts_with(&format!("{t}."))
-                || rest.starts_with(&format!("{t} "))
-                || definition.contains(&format!(" ON {t} "))
-        })
-        .max_by_key(|t| t.len())
-        .cloned()
-}
-
-/// The function a grant or comment belongs to (`grant public.f(uuid) anon`
-/// → `public.f(uuid)`), among `functions` (signatures as in function keys).
-pub fn owner_function(key: &str, functions: &[String]) -> Option<String> {
-    let rest = key
-        .strip_prefix("grant ")
-        .or_else(|| key.strip_prefix("comment function "))?;
-    functions
-        .iter()
-        .filter(|f| rest == f.as_str() || rest.starts_with(&format!("{f} ")))
-        .max_by_key(|f| f.len())
-        .cloned()
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 
 use super::*;
 use crate::engine::effects::MigrationEffects;
+use crate::source::catalog::TableNames;
 use pretty_assertions::assert_eq;
 
 fn missing(key: &str, kind: ObjectKind, expected: &str) -> Difference {
@@ -388,7 +389,7 @@ fn a_table_key_names_its_table_and_other_keys_name_none() {
 
 #[test]
 fn an_objects_parent_is_the_table_its_key_or_definition_names() {
-    let tables = strings(&["public.a"]);
+    let tables: TableNames = strings(&["public.a"]).into_iter().collect();
     let catalog = live(&[TABLE_A, ID_OF_A, INDEX_OF_A]);
     let parent = |(key, kind, definition): (&str, ObjectKind, &str)| {
         parent_table(&missing(key, kind, definition), &catalog, &tables)
