@@ -178,8 +178,6 @@ async fn read_catalog(
     excluded: &[String],
     set: &ObjectSet,
 ) -> Result<Reading> {
-    use ObjectKind as K;
-    use RootClass as R;
     let targeted_read = set.roots.is_some() && set.kinds.is_none();
     let session = if targeted_read {
         SESSION_TARGETED
@@ -205,87 +203,110 @@ async fn read_catalog(
     if targeted_read {
         return read_roots(conn, &q, version, out).await;
     }
-    if set.wants(&[K::Schema], &[R::Schema]) {
-        schemas(&q.run(conn, SCHEMAS, "schemas").await?, &mut out)?;
-    }
-    if set.wants(&[K::Extension], &[R::Extension]) {
-        extensions(&q.run(conn, EXTENSIONS, "extensions").await?, &mut out)?;
-    }
-    if set.wants(&[K::Type], &[R::Type]) {
-        types(&q.run(conn, TYPES, "types").await?, &mut out)?;
-    }
-    if set.wants(&[K::Sequence], &[R::Sequence]) {
-        sequences(&q.run(conn, SEQUENCES, "sequences").await?, &mut out)?;
-    }
-    if set.wants(&[K::Table, K::RowSecurity], &[R::Table]) {
-        tables(&q.run(conn, TABLES, "tables").await?, &mut out)?;
-    }
-    if set.wants(&[K::Column], &[R::Table]) {
-        columns(&q.run(conn, COLUMNS, "columns").await?, &mut out)?;
-    }
-    if set.wants(&[K::Constraint], &[R::Table]) {
-        constraints(&q.run(conn, CONSTRAINTS, "constraints").await?, &mut out)?;
-    }
-    if set.wants(&[K::Index], &[R::Table, R::View]) {
-        indexes(&q.run(conn, INDEXES, "indexes").await?, &mut out)?;
-    }
-    if set.wants(&[K::Policy], &[R::Table]) {
-        policies(&q.run(conn, POLICIES, "policies").await?, &mut out)?;
-    }
-    if set.wants(&[K::Function], &[R::Function]) {
-        functions(&q.run(conn, FUNCTIONS, "functions").await?, &mut out)?;
-    }
-    if set.wants(&[K::Trigger], &[R::Table, R::View]) {
-        triggers(&q.run(conn, TRIGGERS, "triggers").await?, &mut out)?;
-    }
-    if set.wants(&[K::View, K::MaterializedView], &[R::View]) {
-        views(&q.run(conn, VIEWS, "views").await?, version, &mut out)?;
-    }
-    let commented = [R::Table, R::View, R::Sequence, R::Function, R::Type];
-    if set.wants(&[K::Comment], &commented) {
-        comments(&q.run(conn, COMMENTS, "comments").await?, &mut out)?;
-    }
-    if set.wants(&[K::Grant], &[R::Table, R::View, R::Sequence, R::Function]) {
-        grants(&q.run(conn, GRANTS, "grants").await?, &mut out)?;
-    }
-    if set.kinds.is_none() {
-        owned(conn, roots.as_deref(), &mut out).await?;
+    for kind in &KINDS {
+        if kind.name == "owned" {
+            if set.kinds.is_none() {
+                owned(conn, roots.as_deref(), &mut out).await?;
+            }
+        } else if set.wants(kind.kinds, kind.under) {
+            let rows = q.run(conn, kind.sql, kind.name).await?;
+            absorb(kind.name, &rows, version, &mut out)?;
+        }
     }
     Ok(out)
 }
 
-/// The queries of a targeted read, in the order their columns come back.
-const KINDS: [(&str, &str); 15] = [
-    ("schemas", SCHEMAS),
-    ("extensions", EXTENSIONS),
-    ("types", TYPES),
-    ("sequences", SEQUENCES),
-    ("tables", TABLES),
-    ("columns", COLUMNS),
-    ("constraints", CONSTRAINTS),
-    ("indexes", INDEXES),
-    ("policies", POLICIES),
-    ("functions", FUNCTIONS),
-    ("triggers", TRIGGERS),
-    ("views", VIEWS),
-    ("comments", COMMENTS),
-    ("grants", GRANTS),
-    ("owned", OWNED),
-];
+/// One per-kind query: its name (the column it fills in a targeted read),
+/// its SQL, the object kinds it yields and the classes of roots they hang off.
+struct Kind {
+    name: &'static str,
+    sql: &'static str,
+    kinds: &'static [ObjectKind],
+    under: &'static [RootClass],
+}
+
+const fn kind(
+    name: &'static str,
+    sql: &'static str,
+    kinds: &'static [ObjectKind],
+    under: &'static [RootClass],
+) -> Kind {
+    Kind {
+        name,
+        sql,
+        kinds,
+        under,
+    }
+}
+
+/// Every per-kind query, in the order a read runs them (an object read
+/// twice keeps its first reading).
+const KINDS: [Kind; 15] = {
+    use ObjectKind as K;
+    use RootClass as R;
+    const RELATIONS: &[RootClass] = &[R::Table, R::View, R::Sequence, R::Function];
+    [
+        kind("schemas", SCHEMAS, &[K::Schema], &[R::Schema]),
+        kind("extensions", EXTENSIONS, &[K::Extension], &[R::Extension]),
+        kind("types", TYPES, &[K::Type], &[R::Type]),
+        kind("sequences", SEQUENCES, &[K::Sequence], &[R::Sequence]),
+        kind("tables", TABLES, &[K::Table, K::RowSecurity], &[R::Table]),
+        kind("columns", COLUMNS, &[K::Column], &[R::Table]),
+        kind("constraints", CONSTRAINTS, &[K::Constraint], &[R::Table]),
+        kind("indexes", INDEXES, &[K::Index], &[R::Table, R::View]),
+        kind("policies", POLICIES, &[K::Policy], &[R::Table]),
+        kind("functions", FUNCTIONS, &[K::Function], &[R::Function]),
+        kind("triggers", TRIGGERS, &[K::Trigger], &[R::Table, R::View]),
+        kind("views", VIEWS, &[K::View, K::MaterializedView], &[R::View]),
+        kind(
+            "comments",
+            COMMENTS,
+            &[K::Comment],
+            &[R::Table, R::View, R::Sequence, R::Function, R::Type],
+        ),
+        kind("grants", GRANTS, &[K::Grant], RELATIONS),
+        // What hangs off tables, views (triggers, indexes) and domains (checks).
+        kind("owned", OWNED, &[], &[R::Table, R::View, R::Type]),
+    ]
+};
+
+/// Adds the rows of the per-kind query `name` to `out`.
+fn absorb(name: &str, rows: &[impl CatalogRow], version: i32, out: &mut Reading) -> Result<()> {
+    match name {
+        "schemas" => schemas(rows, out),
+        "extensions" => extensions(rows, out),
+        "types" => types(rows, out),
+        "sequences" => sequences(rows, out),
+        "tables" => tables(rows, out),
+        "columns" => columns(rows, out),
+        "constraints" => constraints(rows, out),
+        "indexes" => indexes(rows, out),
+        "policies" => policies(rows, out),
+        "functions" => functions(rows, out),
+        "triggers" => triggers(rows, out),
+        "views" => views(rows, version, out),
+        "comments" => comments(rows, out),
+        "grants" => grants(rows, out),
+        _ => owned_rows(rows, out),
+    }
+}
 
 /// One statement that runs every kind's query for the roots in `$2` and
 /// returns each kind's rows as one JSON array: a targeted read is one round
-/// trip, and its plan is prepared once per connection.
+/// trip, and its plan is prepared once per connection. (Leaving out the
+/// kinds that cannot hang off the roots' classes was tried: the reads took
+/// as long — an empty subquery looked up by OID index costs next to nothing.)
 fn roots_statement() -> &'static str {
     static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     SQL.get_or_init(|| {
         let columns: Vec<String> = KINDS
             .iter()
-            .map(|(name, sql)| {
+            .map(|kind| {
                 // OWNED takes the roots as `$1` when it runs alone.
-                let sql = targeted(sql).replace("$1::oid[]", "$2::oid[]");
+                let sql = targeted(kind.sql).replace("$1::oid[]", "$2::oid[]");
                 format!(
-                    "(SELECT coalesce(jsonb_agg(to_jsonb(q)), '[]'::jsonb)::text FROM ({sql}) q) AS {name}"
+                    "(SELECT coalesce(jsonb_agg(to_jsonb(q)), '[]'::jsonb)::text FROM ({sql}) q) AS {}",
+                    kind.name
                 )
             })
             .collect();
@@ -306,32 +327,16 @@ async fn read_roots(
         .fetch_one(&mut *conn)
         .await
         .map_err(Error::db("reading objects from the catalog"))?;
-    let mut kinds: BTreeMap<&str, Vec<JsonRow>> = BTreeMap::new();
-    for (name, _) in KINDS {
-        let text: String = col(&row, name)?;
+    for kind in &KINDS {
+        let text: String = col(&row, kind.name)?;
         let rows: Vec<JsonRow> = serde_json::from_str(&text).map_err(|e| {
             Error::Invalid(format!(
-                "catalog: the {name} of a targeted read are not JSON rows ({e}) (hint: this is a bug in phantom-sync)"
+                "catalog: the {} of a targeted read are not JSON rows ({e}) (hint: this is a bug in phantom-sync)",
+                kind.name
             ))
         })?;
-        kinds.insert(name, rows);
+        absorb(kind.name, &rows, version, &mut out)?;
     }
-    let mut take = |name: &str| kinds.remove(name).unwrap_or_default();
-    schemas(&take("schemas"), &mut out)?;
-    extensions(&take("extensions"), &mut out)?;
-    types(&take("types"), &mut out)?;
-    sequences(&take("sequences"), &mut out)?;
-    tables(&take("tables"), &mut out)?;
-    columns(&take("columns"), &mut out)?;
-    constraints(&take("constraints"), &mut out)?;
-    indexes(&take("indexes"), &mut out)?;
-    policies(&take("policies"), &mut out)?;
-    functions(&take("functions"), &mut out)?;
-    triggers(&take("triggers"), &mut out)?;
-    views(&take("views"), version, &mut out)?;
-    comments(&take("comments"), &mut out)?;
-    grants(&take("grants"), &mut out)?;
-    owned_rows(&take("owned"), &mut out)?;
     Ok(out)
 }
 
