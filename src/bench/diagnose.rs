@@ -5,8 +5,9 @@
 //! on a stand-in database (two phantom migrations, ten pending). The binary
 //! itself is run, as a user runs it: once with `--no-cache` (cold: the replay
 //! runs), once to fill a fresh effects cache, once more (warm: the folder has
-//! not changed). The growth exponent between two sizes is
-//! `ln(t2/t1) / ln(n2/n1)`.
+//! not changed). Then, warm again, against a database whose ledger lists
+//! none of the migrations — every one pending, the most a diagnosis has to
+//! explain. The growth exponent between two sizes is `ln(t2/t1) / ln(n2/n1)`.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -26,6 +27,8 @@ pub struct DiagnoseFigure {
     pub cold_ms: u128,
     /// `diagnose` with the folder's effects cached, ms.
     pub warm_ms: u128,
+    /// The same against a database with an empty ledger (every migration pending), ms.
+    pub pending_ms: u128,
 }
 
 /// The SQL of migration `i` (0-based) of a project of `n`, and whether it
@@ -212,16 +215,49 @@ pub async fn diagnose(exe: &Path, major: u8, sizes: &[usize]) -> Result<Vec<Diag
                 ));
             }
             production.drop_database().await?;
+            let pending_ms = all_pending(exe, &server, &migrations, &cache, n).await?;
             figures.push(DiagnoseFigure {
                 migrations: n,
                 cold_ms,
                 warm_ms,
+                pending_ms,
             });
         }
         Ok(figures)
     }
     .await;
     server.stop().await?;
+    result
+}
+
+/// A warm `diagnose` of the `n` migrations of `migrations` against a fresh
+/// database whose ledger is empty (the cache filled first, should this
+/// database's environment differ); checks that all `n` are pending.
+async fn all_pending(
+    exe: &Path,
+    server: &PgServer,
+    migrations: &Path,
+    cache: &Path,
+    n: usize,
+) -> Result<u128> {
+    let empty = Database::create(server, "unpushed").await?;
+    let result = async {
+        let mut conn = empty.connect().await?;
+        crate::source::ledger::ensure_table(&mut conn).await?;
+        drop(conn);
+        let url = server.url(&empty.name);
+        run_diagnose(exe, &url, migrations, cache, false).await?;
+        let (ms, json) = run_diagnose(exe, &url, migrations, cache, false).await?;
+        let pending = count(&json, "pending");
+        if pending != n {
+            return Err(Error::Invalid(format!(
+                "bench diagnose: against an empty ledger, expected {n} pending migrations, the diagnosis says {pending}"
+            )));
+        }
+        Ok(ms)
+    }
+    .await;
+    empty.drop_database().await?;
     result
 }
 
@@ -234,19 +270,23 @@ pub fn growth(a: &DiagnoseFigure, b: &DiagnoseFigure, time: fn(&DiagnoseFigure) 
 /// The figures as a Markdown table, with the growth exponent from the previous size.
 pub fn render(major: u8, figures: &[DiagnoseFigure]) -> String {
     let mut out = String::from(
-        "| major | migrations | diagnose, cold (--no-cache) | growth | diagnose, warm (cached) | growth |\n|---|---|---|---|---|---|\n",
+        "| major | migrations | diagnose, cold (--no-cache) | growth | diagnose, warm (cached) | growth | warm, empty ledger (all pending) | growth |\n|---|---|---|---|---|---|---|---|\n",
     );
     for (i, f) in figures.iter().enumerate() {
-        let (cold, warm) = match i.checked_sub(1).map(|p| &figures[p]) {
-            Some(prev) => (
-                format!("n^{:.2}", growth(prev, f, |x| x.cold_ms)),
-                format!("n^{:.2}", growth(prev, f, |x| x.warm_ms)),
-            ),
-            None => ("—".into(), "—".into()),
+        let prev = i.checked_sub(1).map(|p| &figures[p]);
+        let grew = |time: fn(&DiagnoseFigure) -> u128| {
+            prev.map_or("—".to_string(), |prev| {
+                format!("n^{:.2}", growth(prev, f, time))
+            })
         };
+        let (cold, warm, pending) = (
+            grew(|x| x.cold_ms),
+            grew(|x| x.warm_ms),
+            grew(|x| x.pending_ms),
+        );
         out.push_str(&format!(
-            "| {major} | {} | {} ms | {cold} | {} ms | {warm} |\n",
-            f.migrations, f.cold_ms, f.warm_ms
+            "| {major} | {} | {} ms | {cold} | {} ms | {warm} | {} ms | {pending} |\n",
+            f.migrations, f.cold_ms, f.warm_ms, f.pending_ms
         ));
     }
     out
@@ -285,8 +325,28 @@ mod tests {
             migrations: n,
             cold_ms: ms,
             warm_ms: ms,
+            pending_ms: ms,
         };
         assert!((growth(&f(100, 100), &f(1000, 1000), |x| x.cold_ms) - 1.0).abs() < 1e-9);
         assert!((growth(&f(100, 100), &f(1000, 10_000), |x| x.cold_ms) - 2.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn the_table_has_each_figure_with_its_growth_from_the_size_before() {
+        let f = |n, cold_ms, warm_ms, pending_ms| DiagnoseFigure {
+            migrations: n,
+            cold_ms,
+            warm_ms,
+            pending_ms,
+        };
+        let table = render(17, &[f(100, 1000, 50, 40), f(1000, 10_000, 500, 4000)]);
+        let rows: Vec<&str> = table.lines().skip(2).collect();
+        assert_eq!(
+            rows,
+            [
+                "| 17 | 100 | 1000 ms | — | 50 ms | — | 40 ms | — |",
+                "| 17 | 1000 | 10000 ms | n^1.00 | 500 ms | n^1.00 | 4000 ms | n^2.00 |",
+            ]
+        );
     }
 }
