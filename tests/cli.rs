@@ -163,3 +163,48 @@ fn rehearse_refuses_bad_input_with_exit_2(#[case] args: &[&str], #[case] expecte
         assert!(all.contains(needle), "missing {needle:?} in:\n{all}");
     }
 }
+
+/// `bench diagnose` on a small synthetic project: the binary diagnoses it
+/// cold, warm and against an empty ledger, checks each diagnosis (2 phantom
+/// and 10 pending; then every migration pending) and prints one row per size.
+#[test]
+fn bench_diagnose_prints_every_figure_of_a_small_project() {
+    let out = phantom_sync(&[
+        "-q",
+        "bench",
+        "diagnose",
+        "--versions",
+        "17",
+        "--migrations",
+        "20,40",
+    ]);
+    let printed = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{printed}");
+    let rows: Vec<Vec<&str>> = printed
+        .lines()
+        .filter(|l| l.starts_with("| 17 |"))
+        .map(|l| {
+            l.split('|')
+                .map(str::trim)
+                .filter(|c| !c.is_empty())
+                .collect()
+        })
+        .collect();
+    assert_eq!(rows.len(), 2, "{printed}");
+    for (row, n) in rows.iter().zip(["20", "40"]) {
+        assert_eq!(
+            row.len(),
+            8,
+            "major, size, three times and their growth: {row:?}"
+        );
+        assert_eq!(row[1], n);
+        for time in [row[2], row[4], row[6]] {
+            let ms = time.strip_suffix(" ms").and_then(|t| t.parse::<u64>().ok());
+            assert!(
+                ms.is_some_and(|ms| ms > 0),
+                "not a time: {time:?} in {row:?}"
+            );
+        }
+    }
+    assert!(rows[1][3].starts_with("n^"), "{:?}", rows[1]);
+}
