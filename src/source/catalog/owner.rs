@@ -10,23 +10,29 @@ use std::collections::BTreeSet;
 /// Qualified table names (`schema.table`, quoted where SQL needs it), for
 /// [`owner_table`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct TableNames(BTreeSet<String>);
+pub struct TableNames {
+    names: BTreeSet<String>,
+    /// The length of the longest name: no candidate longer is looked up.
+    longest: usize,
+}
 
 impl TableNames {
     /// Whether `name` is one of the tables.
     pub fn contains(&self, name: &str) -> bool {
-        self.0.contains(name)
+        name.len() <= self.longest && self.names.contains(name)
     }
 
     /// The names, sorted.
     pub fn iter(&self) -> impl Iterator<Item = &str> {
-        self.0.iter().map(String::as_str)
+        self.names.iter().map(String::as_str)
     }
 }
 
 impl FromIterator<String> for TableNames {
     fn from_iter<I: IntoIterator<Item = String>>(names: I) -> TableNames {
-        TableNames(names.into_iter().collect())
+        let names: BTreeSet<String> = names.into_iter().collect();
+        let longest = names.iter().map(String::len).max().unwrap_or(0);
+        TableNames { names, longest }
     }
 }
 
@@ -49,11 +55,15 @@ pub fn owner_table(key: &str, definition: &str, tables: &TableNames) -> Option<S
             consider(&mut best, &rest[..i], tables);
         }
     }
-    // Every ` ON ` (overlapping ones too), each followed by a name and a space.
+    // Every ` ON ` (overlapping ones too), each followed by a name and a
+    // space; a long function body is scanned only a table name's length on.
     let mut from = 0;
     while let Some(at) = definition[from..].find(" ON ") {
         let after = &definition[from + at + " ON ".len()..];
-        for (i, c) in after.char_indices() {
+        for (i, c) in after
+            .char_indices()
+            .take_while(|(i, _)| *i <= tables.longest)
+        {
             if c == ' ' {
                 consider(&mut best, &after[..i], tables);
             }
