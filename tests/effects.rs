@@ -7,9 +7,11 @@
 //! types, functions and schemas; detached partitions; cascades).
 
 use phantom_sync::engine::effects::{Effects, ReplayMode, replay_split, replay_with, split_point};
+use phantom_sync::engine::variants::recorded_variants_with;
 use phantom_sync::pg::sandbox::{Database, versions_from_env};
 use phantom_sync::source::catalog::CatalogOptions;
 use phantom_sync::source::environment::Environment;
+use phantom_sync::source::ledger::{Ledger, LedgerRow};
 use phantom_sync::source::project::Project;
 use pretty_assertions::assert_eq;
 use sqlx::Connection;
@@ -414,4 +416,89 @@ async fn a_migration_reads_again_only_the_roots_that_show_objects() -> TestResul
         assert!(!m.changes.is_empty(), "migration {}", m.version);
     }
     assert_same_effects(&fast, &whole)
+}
+
+/// The statements a ledger row recorded for migration `index` (an edited
+/// migration): today's file without its last statement, plus an object the
+/// file never makes (a table, a function, a granted view in turn); for the
+/// last migration, a statement that fails.
+fn recorded(index: usize, statements: &[String]) -> Vec<String> {
+    if index + 1 == MIGRATIONS.len() {
+        return vec!["alter table nowhere.t add column x int".into()];
+    }
+    let mut recorded = statements[..statements.len() - 1].to_vec();
+    recorded.extend(match index % 3 {
+        0 => vec![format!(
+            "create table public.recorded_{index} (id int primary key, note text default 'x')"
+        )],
+        1 => vec![format!(
+            "create function public.recorded_{index}() returns int language sql as 'select {index}'"
+        )],
+        _ => vec![
+            format!("create view public.recorded_{index} as select {index} as n"),
+            format!("grant select on public.recorded_{index} to anon"),
+        ],
+    });
+    recorded
+}
+
+/// A ledger whose rows recorded other statements than today's files: each
+/// row's statements are tried where its file runs and rolled back, and only
+/// what they touched is read — the variants are exactly those that reading
+/// the whole catalog gives, on every object kind (renames, cascades, grants,
+/// role renames, which need a whole read, and statements that fail).
+#[tokio::test]
+async fn recorded_statements_tried_in_place_read_what_whole_reads_read() -> TestResult {
+    let dir = phantom_sync::files::temp_dir("effects-variants")?;
+    let project = project(dir.path())?;
+    let rows = project
+        .migrations
+        .iter()
+        .enumerate()
+        .filter(|(index, _)| *index != 2) // one migration the ledger does not list
+        .map(|(index, m)| LedgerRow {
+            version: m.version.clone(),
+            name: Some(m.name.clone()),
+            statements: Some(recorded(index, &m.statements)),
+        })
+        .collect();
+    let ledger = Ledger { exists: true, rows };
+    let options = CatalogOptions::default();
+    for major in versions_from_env()? {
+        let db = Database::fresh(major, "effects").await?;
+        let mut conn = db.connect().await?;
+        let environment = Environment::capture(&mut conn).await;
+        conn.close().await.ok();
+        db.drop_database().await?;
+        let environment = environment?;
+        let read =
+            |mode| recorded_variants_with(&project, &ledger, major, &options, &environment, mode);
+        let whole = read(ReplayMode::Whole).await?;
+        let fast = read(ReplayMode::Targeted).await?;
+        assert_eq!(fast, whole, "PG{major}");
+        assert_eq!(fast.len(), MIGRATIONS.len() - 1, "PG{major}");
+        let last = &fast[&project.migrations[MIGRATIONS.len() - 1].version];
+        assert!(
+            last.failed
+                .as_deref()
+                .is_some_and(|m| m.contains("nowhere")),
+            "PG{major}: {last:?}"
+        );
+        for (index, m) in project.migrations.iter().enumerate() {
+            let Some(variant) = fast.get(&m.version).filter(|v| v.failed.is_none()) else {
+                continue;
+            };
+            let recorded_only = format!("public.recorded_{index}");
+            assert!(
+                variant
+                    .differences
+                    .iter()
+                    .any(|d| d.key.contains(&recorded_only)),
+                "PG{major}: migration {index} ({}): {:#?}",
+                MIGRATIONS[index].0,
+                variant.differences
+            );
+        }
+    }
+    Ok(())
 }

@@ -7,7 +7,11 @@
 //! runs), once to fill a fresh effects cache, once more (warm: the folder has
 //! not changed). Then, warm again, against a database whose ledger lists
 //! none of the migrations — every one pending, the most a diagnosis has to
-//! explain. The growth exponent between two sizes is `ln(t2/t1) / ln(n2/n1)`.
+//! explain — and against the first database once every ledger row records
+//! its statements reworded (a comment added, as a formatter run over the
+//! folder would leave them): every recorded migration edited, and each
+//! row's statements tried where its file runs. The growth exponent between
+//! two sizes is `ln(t2/t1) / ln(n2/n1)`.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -29,6 +33,8 @@ pub struct DiagnoseFigure {
     pub warm_ms: u128,
     /// The same against a database with an empty ledger (every migration pending), ms.
     pub pending_ms: u128,
+    /// The same once every ledger row's statements are reworded (every recorded migration edited), ms.
+    pub edited_ms: u128,
 }
 
 /// The SQL of migration `i` (0-based) of a project of `n`, and whether it
@@ -214,13 +220,16 @@ pub async fn diagnose(exe: &Path, major: u8, sizes: &[usize]) -> Result<Vec<Diag
                     "bench diagnose: the cached diagnosis differs from the replayed one".into(),
                 ));
             }
+            let edited_ms = all_edited(exe, &production, &url, &migrations, &cache, n).await;
             production.drop_database().await?;
+            let edited_ms = edited_ms?;
             let pending_ms = all_pending(exe, &server, &migrations, &cache, n).await?;
             figures.push(DiagnoseFigure {
                 migrations: n,
                 cold_ms,
                 warm_ms,
                 pending_ms,
+                edited_ms,
             });
         }
         Ok(figures)
@@ -261,6 +270,38 @@ async fn all_pending(
     result
 }
 
+/// A warm `diagnose` against `production` (at `url`) once every ledger row
+/// records its statements with a comment line before the first: what a
+/// formatter run over a pushed folder leaves. Checks that every recorded
+/// migration that is not a phantom is diagnosed edited.
+async fn all_edited(
+    exe: &Path,
+    production: &Database,
+    url: &str,
+    migrations: &Path,
+    cache: &Path,
+    n: usize,
+) -> Result<u128> {
+    let mut conn = production.connect().await?;
+    sqlx::raw_sql(
+        "UPDATE supabase_migrations.schema_migrations \
+            SET statements = ARRAY['-- reworded' || chr(10) || statements[1]] || statements[2:]",
+    )
+    .execute(&mut conn)
+    .await
+    .map_err(Error::db("rewording the ledger's statements"))?;
+    drop(conn);
+    let (ms, json) = run_diagnose(exe, url, migrations, cache, false).await?;
+    let edited = count(&json, "edited");
+    if edited != n - PENDING - 2 {
+        return Err(Error::Invalid(format!(
+            "bench diagnose: with every ledger row reworded, expected {} edited migrations, the diagnosis says {edited}",
+            n - PENDING - 2
+        )));
+    }
+    Ok(ms)
+}
+
 /// `ln(t2/t1) / ln(n2/n1)`: how the time grows with the migrations.
 pub fn growth(a: &DiagnoseFigure, b: &DiagnoseFigure, time: fn(&DiagnoseFigure) -> u128) -> f64 {
     let (t1, t2) = (time(a).max(1) as f64, time(b).max(1) as f64);
@@ -270,7 +311,7 @@ pub fn growth(a: &DiagnoseFigure, b: &DiagnoseFigure, time: fn(&DiagnoseFigure) 
 /// The figures as a Markdown table, with the growth exponent from the previous size.
 pub fn render(major: u8, figures: &[DiagnoseFigure]) -> String {
     let mut out = String::from(
-        "| major | migrations | diagnose, cold (--no-cache) | growth | diagnose, warm (cached) | growth | warm, empty ledger (all pending) | growth |\n|---|---|---|---|---|---|---|---|\n",
+        "| major | migrations | diagnose, cold (--no-cache) | growth | diagnose, warm (cached) | growth | warm, empty ledger (all pending) | growth | warm, every row reworded (all edited) | growth |\n|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for (i, f) in figures.iter().enumerate() {
         let prev = i.checked_sub(1).map(|p| &figures[p]);
@@ -279,14 +320,15 @@ pub fn render(major: u8, figures: &[DiagnoseFigure]) -> String {
                 format!("n^{:.2}", growth(prev, f, time))
             })
         };
-        let (cold, warm, pending) = (
+        let (cold, warm, pending, edited) = (
             grew(|x| x.cold_ms),
             grew(|x| x.warm_ms),
             grew(|x| x.pending_ms),
+            grew(|x| x.edited_ms),
         );
         out.push_str(&format!(
-            "| {major} | {} | {} ms | {cold} | {} ms | {warm} | {} ms | {pending} |\n",
-            f.migrations, f.cold_ms, f.warm_ms, f.pending_ms
+            "| {major} | {} | {} ms | {cold} | {} ms | {warm} | {} ms | {pending} | {} ms | {edited} |\n",
+            f.migrations, f.cold_ms, f.warm_ms, f.pending_ms, f.edited_ms
         ));
     }
     out
@@ -326,6 +368,7 @@ mod tests {
             cold_ms: ms,
             warm_ms: ms,
             pending_ms: ms,
+            edited_ms: ms,
         };
         assert!((growth(&f(100, 100), &f(1000, 1000), |x| x.cold_ms) - 1.0).abs() < 1e-9);
         assert!((growth(&f(100, 100), &f(1000, 10_000), |x| x.cold_ms) - 2.0).abs() < 1e-9);
@@ -333,19 +376,23 @@ mod tests {
 
     #[test]
     fn the_table_has_each_figure_with_its_growth_from_the_size_before() {
-        let f = |n, cold_ms, warm_ms, pending_ms| DiagnoseFigure {
+        let f = |n, cold_ms, warm_ms, pending_ms, edited_ms| DiagnoseFigure {
             migrations: n,
             cold_ms,
             warm_ms,
             pending_ms,
+            edited_ms,
         };
-        let table = render(17, &[f(100, 1000, 50, 40), f(1000, 10_000, 500, 4000)]);
+        let table = render(
+            17,
+            &[f(100, 1000, 50, 40, 300), f(1000, 10_000, 500, 4000, 300)],
+        );
         let rows: Vec<&str> = table.lines().skip(2).collect();
         assert_eq!(
             rows,
             [
-                "| 17 | 100 | 1000 ms | — | 50 ms | — | 40 ms | — |",
-                "| 17 | 1000 | 10000 ms | n^1.00 | 500 ms | n^1.00 | 4000 ms | n^2.00 |",
+                "| 17 | 100 | 1000 ms | — | 50 ms | — | 40 ms | — | 300 ms | — |",
+                "| 17 | 1000 | 10000 ms | n^1.00 | 500 ms | n^1.00 | 4000 ms | n^2.00 | 300 ms | n^0.00 |",
             ]
         );
     }

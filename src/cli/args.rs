@@ -205,6 +205,12 @@ pub enum BenchCommand {
             value_name = "N,..."
         )]
         migrations: Vec<usize>,
+        /// The phantom-sync binary to time (default: this one) — another
+        /// build, to compare two builds on the same machine and hour. It
+        /// must take `diagnose --json --no-cache` and read `PHANTOM_DB_URL`
+        /// and `PHANTOM_CACHE_DIR`.
+        #[arg(long, value_name = "PATH")]
+        exe: Option<std::path::PathBuf>,
     },
     /// The rehearsal's wall time by phase, on the built-in incident and with many rows.
     Rehearsal {

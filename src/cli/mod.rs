@@ -399,9 +399,19 @@ async fn bench_command(what: BenchCommand) -> Result<u8, Error> {
         BenchCommand::Diagnose {
             versions,
             migrations,
+            exe,
         } => {
-            let exe = std::env::current_exe()
-                .map_err(|e| Error::Invalid(format!("cannot find this program's path: {e}")))?;
+            let exe = match exe {
+                Some(exe) if exe.is_file() => exe,
+                Some(exe) => {
+                    return Err(Error::Invalid(format!(
+                        "--exe {}: no such file (hint: the path of a phantom-sync binary, e.g. target/debug/phantom-sync)",
+                        exe.display()
+                    )));
+                }
+                None => std::env::current_exe()
+                    .map_err(|e| Error::Invalid(format!("cannot find this program's path: {e}")))?,
+            };
             for major in image::parse_versions(&versions, "--versions")? {
                 let figures = bench::diagnose::diagnose(&exe, major, &migrations).await?;
                 print!("{}", bench::diagnose::render(major, &figures));

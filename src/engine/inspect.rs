@@ -64,8 +64,7 @@ pub async fn inspect(
     let mut diagnosis = diagnose(&project, &ledger, &live, &effects);
     count_drift_rows(&mut conn, &mut diagnosis).await?;
     conn.close().await.ok();
-    let variants =
-        recorded_variants(&project, &ledger, &effects, major, options, &environment).await?;
+    let variants = recorded_variants(&project, &ledger, major, options, &environment).await?;
     for entry in &mut diagnosis.entries {
         if let Some(variant) = variants.get(&entry.version) {
             let lines = explain(variant, &live, |k| effects.grants.is_environment(k));

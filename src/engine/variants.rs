@@ -2,8 +2,9 @@
 //! found by replay, like every effect: on a scratch database set up like the
 //! target, the migrations run in order; where the ledger recorded other
 //! statements than a file, those run first inside a transaction that is
-//! rolled back after the catalog is read, then the file runs. The
-//! difference between the two catalogs, set against the live one, explains
+//! rolled back after what they touched is read, then the file runs
+//! (`effects::replay_trying`). The difference between the two catalogs —
+//! found among the keys either changed — set against the live one, explains
 //! an edited migration in words ("the recorded version also creates column
 //! `public.user_consents.ip_address` (text); the live database has it;
 //! today's file does not create it").
@@ -12,14 +13,13 @@ use std::collections::BTreeMap;
 
 use sqlx::Connection;
 
-use crate::engine::effects::Effects;
-use crate::engine::environment::Scratch;
+use crate::Result;
+use crate::engine::effects::{ReplayMode, Tried, replay_trying};
 use crate::pg::sandbox::Database;
-use crate::source::catalog::{Catalog, CatalogOptions, Change, Difference, ObjectKind, diff};
+use crate::source::catalog::{Catalog, CatalogOptions, Change, Difference, ObjectKind};
 use crate::source::environment::Environment;
 use crate::source::ledger::Ledger;
 use crate::source::project::Project;
-use crate::{Error, Result};
 
 /// How one migration's recorded statements differ from its file in effect.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,87 +35,109 @@ pub struct Variant {
 pub async fn recorded_variants(
     project: &Project,
     ledger: &Ledger,
-    effects: &Effects,
     major: u8,
     options: &CatalogOptions,
     environment: &Environment,
 ) -> Result<BTreeMap<String, Variant>> {
-    let edited: BTreeMap<&str, &[String]> = project
+    recorded_variants_with(
+        project,
+        ledger,
+        major,
+        options,
+        environment,
+        ReplayMode::Targeted,
+    )
+    .await
+}
+
+/// [`recorded_variants`], reading the catalog the way `mode` says (the whole
+/// catalog is the reference the targeted reads are tested against).
+pub async fn recorded_variants_with(
+    project: &Project,
+    ledger: &Ledger,
+    major: u8,
+    options: &CatalogOptions,
+    environment: &Environment,
+    mode: ReplayMode,
+) -> Result<BTreeMap<String, Variant>> {
+    let edited: BTreeMap<String, Vec<String>> = project
         .migrations
         .iter()
         .filter_map(|m| {
             let recorded = ledger.get(&m.version)?.statements.as_deref()?;
-            (recorded != m.statements.as_slice()).then_some((m.version.as_str(), recorded))
+            (recorded != m.statements.as_slice()).then(|| (m.version.clone(), recorded.to_vec()))
         })
         .collect();
     if edited.is_empty() {
         return Ok(BTreeMap::new());
     }
     let scratch = Database::fresh(major, "variants").await?;
-    let mut conn = scratch.connect().await?;
     let result = async {
-        let mut setup = Scratch::prepare(&mut conn, environment).await?;
-        let mut out = BTreeMap::new();
-        for (index, m) in project.migrations.iter().enumerate() {
-            if let Some(recorded) = edited.get(m.version.as_str()) {
-                let variant =
-                    try_recorded(&mut conn, recorded, options, &effects.prefix(index + 1)).await?;
-                out.insert(m.version.clone(), variant);
-            }
-            let mut tx = conn
-                .begin()
-                .await
-                .map_err(Error::db("starting a replay transaction"))?;
-            for statement in &m.statements {
-                sqlx::raw_sql(sqlx::AssertSqlSafe(statement.clone()))
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(Error::db(format!("replaying {}", m.file_name())))?;
-            }
-            tx.commit()
-                .await
-                .map_err(Error::db(format!("replaying {}", m.file_name())))?;
-            setup.after_migration(&mut conn).await?;
-        }
-        Ok(out)
+        let mut conn = scratch.connect().await?;
+        let tried = replay_trying(project, &mut conn, options, environment, mode, &edited).await;
+        conn.close().await.ok();
+        tried
     }
     .await;
-    conn.close().await.ok();
     scratch.drop_database().await?;
-    result
+    Ok(result?
+        .into_iter()
+        .map(|(version, tried)| (version, Variant::of(tried)))
+        .collect())
 }
 
-/// Runs `recorded` in a transaction, reads the catalog, rolls back.
-async fn try_recorded(
-    conn: &mut sqlx::PgConnection,
-    recorded: &[String],
-    options: &CatalogOptions,
-    file_catalog: &Catalog,
-) -> Result<Variant> {
-    let mut tx = conn
-        .begin()
-        .await
-        .map_err(Error::db("starting a variant replay"))?;
-    for statement in recorded {
-        if let Err(e) = sqlx::raw_sql(sqlx::AssertSqlSafe(statement.clone()))
-            .execute(&mut *tx)
-            .await
-        {
-            tx.rollback().await.ok();
-            return Ok(Variant {
-                differences: Vec::new(),
-                failed: Some(crate::engine::effects::db_message(&e)),
-            });
+impl Variant {
+    /// The recorded statements' catalog against the file's, from what each
+    /// changed: only keys one of them changed can differ.
+    fn of(tried: Tried) -> Variant {
+        let recorded = match tried.instead {
+            Ok(changes) => changes,
+            Err(message) => {
+                return Variant {
+                    differences: Vec::new(),
+                    failed: Some(message),
+                };
+            }
+        };
+        let by_key = |changes: &[Difference]| -> BTreeMap<String, Difference> {
+            changes.iter().map(|d| (d.key.clone(), d.clone())).collect()
+        };
+        let (file, recorded) = (by_key(&tried.file), by_key(&recorded));
+        let keys: std::collections::BTreeSet<&String> =
+            file.keys().chain(recorded.keys()).collect();
+        let differences = keys
+            .into_iter()
+            .filter_map(|key| {
+                let (f, r) = (file.get(key), recorded.get(key));
+                let before = f.or(r).and_then(|d| d.before());
+                let want = f.map_or(before, Difference::after);
+                let have = r.map_or(before, Difference::after);
+                let kind = f.or(r)?.kind;
+                let change = match (want, have) {
+                    (Some(w), None) => Change::Missing {
+                        expected: w.to_string(),
+                    },
+                    (None, Some(h)) => Change::Unexpected {
+                        found: h.to_string(),
+                    },
+                    (Some(w), Some(h)) if w != h => Change::Changed {
+                        expected: w.to_string(),
+                        found: h.to_string(),
+                    },
+                    _ => return None,
+                };
+                Some(Difference {
+                    key: key.clone(),
+                    kind,
+                    change,
+                })
+            })
+            .collect();
+        Variant {
+            differences,
+            failed: None,
         }
     }
-    let catalog = Catalog::introspect(&mut tx, options).await?;
-    tx.rollback()
-        .await
-        .map_err(Error::db("ending a variant replay"))?;
-    Ok(Variant {
-        differences: diff(file_catalog, &catalog),
-        failed: None,
-    })
 }
 
 /// The variant in words, each line set against the live database.
@@ -206,7 +228,62 @@ fn short(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::source::catalog::Object;
+    use crate::source::catalog::{Object, diff};
+    use proptest::prelude::*;
+
+    fn catalog(definitions: &[Option<u8>]) -> Catalog {
+        let mut catalog = Catalog::default();
+        for (i, definition) in definitions.iter().enumerate() {
+            if let Some(d) = definition {
+                let key = format!("column public.t.c{i}");
+                catalog.objects.insert(
+                    key.clone(),
+                    Object {
+                        key,
+                        kind: ObjectKind::Column,
+                        definition: format!("type{d}"),
+                    },
+                );
+            }
+        }
+        catalog
+    }
+
+    proptest! {
+        /// From what the file and the recorded statements each changed in
+        /// the same catalog, the variant is what a diff of the two whole
+        /// catalogs gives.
+        #[test]
+        fn a_variant_from_two_sets_of_changes_is_the_diff_of_the_two_catalogs(
+            keys in proptest::collection::vec(
+                (proptest::option::of(0u8..3), proptest::option::of(0u8..3), proptest::option::of(0u8..3)),
+                0..8,
+            )
+        ) {
+            let before = catalog(&keys.iter().map(|k| k.0).collect::<Vec<_>>());
+            let file = catalog(&keys.iter().map(|k| k.1).collect::<Vec<_>>());
+            let recorded = catalog(&keys.iter().map(|k| k.2).collect::<Vec<_>>());
+            let variant = Variant::of(Tried {
+                instead: Ok(diff(&recorded, &before)),
+                file: diff(&file, &before),
+            });
+            prop_assert_eq!(variant.differences, diff(&file, &recorded));
+            prop_assert_eq!(variant.failed, None);
+        }
+    }
+
+    #[test]
+    fn recorded_statements_that_failed_are_a_variant_without_differences() {
+        let variant = Variant::of(Tried {
+            instead: Err("relation \"nowhere.t\" does not exist [SQLSTATE 42P01]".into()),
+            file: diff(&catalog(&[Some(1)]), &Catalog::default()),
+        });
+        assert!(variant.differences.is_empty());
+        assert_eq!(
+            variant.failed.as_deref(),
+            Some("relation \"nowhere.t\" does not exist [SQLSTATE 42P01]")
+        );
+    }
 
     #[test]
     fn a_recorded_column_the_file_lost_is_explained_against_the_live_table() {

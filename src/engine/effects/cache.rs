@@ -91,6 +91,7 @@ fn code_fingerprint() -> &'static str {
             include_str!("mod.rs"),
             include_str!("capture.rs"),
             include_str!("replay.rs"),
+            include_str!("trial.rs"),
             include_str!("../environment.rs"),
             include_str!("../../source/catalog/mod.rs"),
             include_str!("../../source/catalog/canonical.rs"),

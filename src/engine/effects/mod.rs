@@ -9,11 +9,14 @@
 //! the diagnosis asks of them — every shape the migrations give an object
 //! from one migration onwards — by key, without materialising the prefixes.
 //! `replay` runs the migrations (on two databases at once for a long
-//! project); `cache` keeps the effects of a folder on disk between runs.
+//! project); `trial` runs other statements in a migration's place and rolls
+//! them back (a ledger row's recorded ones); `cache` keeps the effects of a
+//! folder on disk between runs.
 
 pub mod cache;
 mod capture;
 mod replay;
+mod trial;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::OnceLock;
@@ -26,6 +29,7 @@ use crate::pg::sql::{quote_ident, quote_literal};
 use crate::source::catalog::{Catalog, Change, Difference};
 use crate::{Error, Result};
 pub use replay::{ReplayMode, SPLIT_FROM, replay, replay_split, replay_with, split_point};
+pub use trial::{Tried, replay_trying};
 
 /// The effects of every local migration, in version order.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -142,16 +146,10 @@ impl Effects {
             let mut history = History::new();
             for (index, m) in self.migrations.iter().enumerate() {
                 for d in &m.changes {
-                    let value = match &d.change {
-                        Change::Missing { expected } | Change::Changed { expected, .. } => {
-                            Some(expected.clone())
-                        }
-                        Change::Unexpected { .. } => None,
-                    };
                     history
                         .entry(d.key.clone())
                         .or_default()
-                        .push((index + 1, value));
+                        .push((index + 1, d.after().map(str::to_string)));
                 }
             }
             history

@@ -158,13 +158,13 @@ pub async fn replay_split(
 }
 
 /// Migrations replayed so far, over every lane (the progress bar's count).
-struct Progress {
+pub(super) struct Progress {
     done: AtomicUsize,
     total: usize,
 }
 
 impl Progress {
-    fn new(total: usize) -> Progress {
+    pub(super) fn new(total: usize) -> Progress {
         Progress {
             done: AtomicUsize::new(0),
             total,
@@ -183,13 +183,13 @@ impl Progress {
 
 /// One database's part of a replay: its connection, the catalog as it
 /// stands, and what the migrations it recorded changed.
-struct Lane<'c, 'e> {
-    conn: &'c mut PgConnection,
-    options: &'c CatalogOptions,
+pub(super) struct Lane<'c, 'e> {
+    pub(super) conn: &'c mut PgConnection,
+    pub(super) options: &'c CatalogOptions,
     setup: Scratch<'e>,
-    tracked: TrackedCatalog,
-    capture: Option<Capture>,
-    migrations: Vec<MigrationEffects>,
+    pub(super) tracked: TrackedCatalog,
+    pub(super) capture: Option<Capture>,
+    pub(super) migrations: Vec<MigrationEffects>,
     stats: ReplayStats,
     clock: PhaseClock,
     planned_for: usize,
@@ -199,7 +199,7 @@ impl<'c, 'e> Lane<'c, 'e> {
     /// Sets the database up like the target, applies `unrecorded` without
     /// reading anything, then reads the whole catalog and (targeted mode)
     /// installs the event triggers.
-    async fn start(
+    pub(super) async fn start(
         conn: &'c mut PgConnection,
         options: &'c CatalogOptions,
         environment: &'e Environment,
@@ -230,7 +230,11 @@ impl<'c, 'e> Lane<'c, 'e> {
     }
 
     /// Replays `migrations` in order, recording what each one changes.
-    async fn run(&mut self, migrations: &[Migration], progress: &Progress) -> Result<()> {
+    pub(super) async fn run(
+        &mut self,
+        migrations: &[Migration],
+        progress: &Progress,
+    ) -> Result<()> {
         self.clock.total += migrations.len();
         for migration in migrations {
             let started = Instant::now();
@@ -389,18 +393,10 @@ async fn apply_clean(
     for (i, statement) in migration.statements.iter().enumerate() {
         tracing::debug!(target: "phantom_sync::sql", "replay {} statement {}: {statement}", migration.version, i + 1);
     }
-    let (before, after) = if capturing {
-        (
-            "RESET plan_cache_mode;\nTRUNCATE pg_temp.phantom_replay_log;\n",
-            "\nSET plan_cache_mode = force_generic_plan",
-        )
-    } else {
-        ("", "")
-    };
-    // A statement may end in a line comment: each separator starts a new line.
     let batch = format!(
-        "BEGIN;\n{before}{}\n;\nCOMMIT;{after}",
-        migration.statements.join("\n;\n")
+        "BEGIN;\n{}COMMIT;{}",
+        message(&migration.statements, capturing),
+        generic(capturing)
     );
     if sqlx::raw_sql(sqlx::AssertSqlSafe(batch))
         .execute(&mut *conn)
@@ -441,6 +437,29 @@ async fn apply_clean(
         "committing replay of {}",
         migration.file_name()
     )))
+}
+
+/// A migration's statements as one message. While the event triggers
+/// record (`capturing`), it first empties their log and lets the statements
+/// be planned as usual (the reads leave the session planning generically).
+/// A statement may end in a line comment: each separator starts a new line.
+pub(super) fn message(statements: &[String], capturing: bool) -> String {
+    let before = if capturing {
+        "RESET plan_cache_mode;\nTRUNCATE pg_temp.phantom_replay_log;\n"
+    } else {
+        ""
+    };
+    format!("{before}{}\n;\n", statements.join("\n;\n"))
+}
+
+/// What leaves the session planning the replay's reads generically (see
+/// `capture`), sent after a migration's statements while recording.
+pub(super) fn generic(capturing: bool) -> &'static str {
+    if capturing {
+        "\nSET plan_cache_mode = force_generic_plan"
+    } else {
+        ""
+    }
 }
 
 #[cfg(test)]

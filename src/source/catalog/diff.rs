@@ -74,6 +74,23 @@ pub fn diff(expected: &Catalog, found: &Catalog) -> Vec<Difference> {
 const SHOWN_CHARS: usize = 100;
 
 impl Difference {
+    /// Read as a change (`diff(after, before)`, as a migration's changes
+    /// are): the definition before it, if the object existed.
+    pub fn before(&self) -> Option<&str> {
+        match &self.change {
+            Change::Missing { .. } => None,
+            Change::Unexpected { found } | Change::Changed { found, .. } => Some(found),
+        }
+    }
+
+    /// Read as a change: the definition after it, if the object exists.
+    pub fn after(&self) -> Option<&str> {
+        match &self.change {
+            Change::Missing { expected } | Change::Changed { expected, .. } => Some(expected),
+            Change::Unexpected { .. } => None,
+        }
+    }
+
     /// One line for a person, e.g. `table public.organization_members: missing`,
     /// `constraint public.organizations.organizations_slug_key (UNIQUE (slug)): missing`,
     /// `column public.prompts.title_en: type text, expected varchar(200)`.

@@ -97,72 +97,73 @@ impl TrackedCatalog {
         options: &CatalogOptions,
         refresh: &Refresh,
     ) -> Result<Vec<Difference>> {
+        let (roots, grants) = read_again(conn, options, refresh).await?;
         let mut before: HashMap<String, Option<Object>> = HashMap::new();
         for root in refresh.roots.keys().chain(&refresh.gone) {
             self.forget_root(*root, &mut before);
         }
         if refresh.grants {
-            let grants: Vec<String> = self
-                .catalog
-                .objects
-                .values()
-                .filter(|o| o.kind == ObjectKind::Grant)
-                .map(|o| o.key.clone())
-                .collect();
-            for key in grants {
+            for key in self.grant_keys() {
                 self.forget_key(&key, &mut before);
             }
         }
-        if !refresh.roots.is_empty() {
-            let set = ObjectSet::roots(refresh.roots.clone());
-            let reading = Catalog::introspect_objects(conn, options, &set).await?;
+        if let Some(reading) = roots {
             for root in refresh.roots.keys() {
                 self.children.remove(root);
             }
             self.absorb(reading, &mut before);
         }
-        if refresh.grants {
-            let set = ObjectSet::kind(ObjectKind::Grant);
-            let reading = Catalog::introspect_objects(conn, options, &set).await?;
+        if let Some(reading) = grants {
             self.absorb(reading, &mut before);
         }
-        let mut keys: Vec<&String> = before.keys().collect();
-        keys.sort();
-        let mut changes = Vec::new();
-        for key in keys {
-            let old = before[key].as_ref();
-            let new = self.catalog.objects.get(key);
-            let change = match (new, old) {
-                (Some(n), None) => Some((
-                    n.kind,
-                    Change::Missing {
-                        expected: n.definition.clone(),
-                    },
-                )),
-                (None, Some(o)) => Some((
-                    o.kind,
-                    Change::Unexpected {
-                        found: o.definition.clone(),
-                    },
-                )),
-                (Some(n), Some(o)) if n.definition != o.definition => Some((
-                    n.kind,
-                    Change::Changed {
-                        expected: n.definition.clone(),
-                        found: o.definition.clone(),
-                    },
-                )),
-                _ => None,
-            };
-            if let Some((kind, change)) = change {
-                changes.push(Difference {
-                    key: key.clone(),
-                    kind,
-                    change,
-                });
+        let catalog = &self.catalog;
+        Ok(changes(before.iter().map(|(key, old)| {
+            (key, catalog.objects.get(key), old.as_ref())
+        })))
+    }
+
+    /// What [`refresh`](Self::refresh) would return, without changing the
+    /// catalog kept here: for a change that is tried and rolled back (a
+    /// ledger row's recorded statements, run where today's file runs).
+    pub async fn changes_if_read(
+        &self,
+        conn: &mut PgConnection,
+        options: &CatalogOptions,
+        refresh: &Refresh,
+    ) -> Result<Vec<Difference>> {
+        let (roots, grants) = read_again(conn, options, refresh).await?;
+        // Every key the refresh would forget is gone unless a reading has it.
+        let mut now: HashMap<String, Option<Object>> = HashMap::new();
+        for root in refresh.roots.keys().chain(&refresh.gone) {
+            for key in self.keys_of.get(root).into_iter().flatten() {
+                if self.root_of.get(key) == Some(root) {
+                    now.insert(key.clone(), None);
+                }
             }
         }
-        Ok(changes)
+        if refresh.grants {
+            now.extend(self.grant_keys().into_iter().map(|key| (key, None)));
+        }
+        for reading in roots.into_iter().chain(grants) {
+            let mut objects = reading.catalog.objects;
+            for (key, _) in reading.owners {
+                if let Some(object) = objects.remove(&key) {
+                    now.insert(key, Some(object)); // the first occurrence, as `absorb`
+                }
+            }
+        }
+        Ok(changes(now.iter().map(|(key, new)| {
+            (key, new.as_ref(), self.catalog.objects.get(key))
+        })))
+    }
+
+    fn grant_keys(&self) -> Vec<String> {
+        self.catalog
+            .objects
+            .values()
+            .filter(|o| o.kind == ObjectKind::Grant)
+            .map(|o| o.key.clone())
+            .collect()
     }
 
     /// Removes every object of `root`, remembering the old values in `before`.
@@ -216,4 +217,64 @@ impl TrackedCatalog {
             self.children.entry(parent).or_default().insert(child);
         }
     }
+}
+
+/// The readings a refresh asks for: its roots, then every grant (if asked).
+async fn read_again(
+    conn: &mut PgConnection,
+    options: &CatalogOptions,
+    refresh: &Refresh,
+) -> Result<(Option<Reading>, Option<Reading>)> {
+    let roots = if refresh.roots.is_empty() {
+        None
+    } else {
+        let set = ObjectSet::roots(refresh.roots.clone());
+        Some(Catalog::introspect_objects(conn, options, &set).await?)
+    };
+    let grants = if refresh.grants {
+        let set = ObjectSet::kind(ObjectKind::Grant);
+        Some(Catalog::introspect_objects(conn, options, &set).await?)
+    } else {
+        None
+    };
+    Ok((roots, grants))
+}
+
+/// `(key, new, old)` as the differences [`diff()`] would give, sorted by key.
+fn changes<'a>(
+    pairs: impl Iterator<Item = (&'a String, Option<&'a Object>, Option<&'a Object>)>,
+) -> Vec<Difference> {
+    let mut out: Vec<Difference> = pairs
+        .filter_map(|(key, new, old)| {
+            let (kind, change) = match (new, old) {
+                (Some(n), None) => (
+                    n.kind,
+                    Change::Missing {
+                        expected: n.definition.clone(),
+                    },
+                ),
+                (None, Some(o)) => (
+                    o.kind,
+                    Change::Unexpected {
+                        found: o.definition.clone(),
+                    },
+                ),
+                (Some(n), Some(o)) if n.definition != o.definition => (
+                    n.kind,
+                    Change::Changed {
+                        expected: n.definition.clone(),
+                        found: o.definition.clone(),
+                    },
+                ),
+                _ => return None,
+            };
+            Some(Difference {
+                key: key.clone(),
+                kind,
+                change,
+            })
+        })
+        .collect();
+    out.sort_by(|a, b| a.key.cmp(&b.key));
+    out
 }
