@@ -170,3 +170,34 @@ async fn a_dropped_database_is_really_gone() -> TestResult {
     }
     Ok(())
 }
+
+/// The harness's own connections go to the container's address on Docker's
+/// bridge where this machine routes it, past the published port's proxy;
+/// what is printed, or handed to a child process, names the published port
+/// either way. In CI (this project's Linux machine kind) the bridge is routed.
+#[tokio::test]
+async fn connections_skip_the_port_proxy_and_output_names_the_published_port() -> TestResult {
+    let major = versions_from_env()?[0];
+    let server = PgServer::shared(major).await?;
+    let published = format!("127.0.0.1:{}", server.port);
+    let printed = server.target("postgres").redacted().to_string();
+    assert!(printed.contains(&published), "{printed}");
+    assert!(server.url("postgres").contains(&format!("@{published}/")));
+    let connecting = server.connect_target("postgres");
+    match &server.direct {
+        Some(address) => {
+            let shown = connecting.redacted();
+            assert!(shown.contains(&format!("{address}:5432")), "{shown}");
+            let mut conn = connecting.connect().await?;
+            let own: String = sqlx::query_scalar("SELECT host(inet_server_addr())")
+                .fetch_one(&mut conn)
+                .await?;
+            assert_eq!(&own, address, "the server's own address");
+        }
+        None => assert_eq!(connecting.redacted(), printed),
+    }
+    if cfg!(target_os = "linux") && std::env::var_os("CI").is_some() {
+        assert!(server.direct.is_some(), "the bridge is routed in CI");
+    }
+    Ok(())
+}

@@ -14,7 +14,7 @@ use crate::engine::diagnose::{Diagnosis, diagnose};
 use crate::engine::effects::cache::{self, EffectsKey};
 use crate::engine::effects::{Effects, replay, replay_split, split_point};
 use crate::engine::variants::{explain, recorded_variants};
-use crate::pg::sandbox::Database;
+use crate::pg::sandbox::{Database, PgServer};
 use crate::pg::target::Target;
 use crate::source::catalog::{Catalog, CatalogOptions};
 use crate::source::environment::Environment;
@@ -48,18 +48,23 @@ pub async fn inspect(
         "inspect",
         task = %format!("reading {target}: ledger, schema, environment")
     );
-    let (mut conn, major, ledger, live, environment) = async {
+    let (mut conn, major, ledger, live, environment, key) = async {
         let mut conn = target.connect().await?;
         let major = server_major(&mut conn).await?;
         crate::pg::sandbox::image::check_major(major)?;
+        let environment = Environment::capture(&mut conn).await?;
+        let key = EffectsKey::new(&project, major, options, &environment.fingerprint());
+        if !effects_at_hand(&key) {
+            // The replay will need a scratch server: start it while the
+            // ledger and the catalog are read (an error shows when it is used).
+            tokio::spawn(async move { PgServer::shared(major).await.map(|_| ()) });
+        }
         let ledger = Ledger::read(&mut conn).await?;
         let live = Catalog::introspect(&mut conn, options).await?;
-        let environment = Environment::capture(&mut conn).await?;
-        Ok::<_, Error>((conn, major, ledger, live, environment))
+        Ok::<_, Error>((conn, major, ledger, live, environment, key))
     }
     .instrument(reading)
     .await?;
-    let key = EffectsKey::new(&project, major, options, &environment.fingerprint());
     let effects = effects_for(&project, &key, &environment).await?;
     let mut diagnosis = diagnose(&project, &ledger, &live, &effects);
     count_drift_rows(&mut conn, &mut diagnosis).await?;
@@ -170,6 +175,21 @@ pub async fn server_major(conn: &mut sqlx::PgConnection) -> Result<u8> {
     Ok(u8::try_from(num / 10_000).unwrap_or(0))
 }
 
+/// Effects replayed in this process, by key digest (scenarios share them).
+fn memory() -> std::sync::MutexGuard<'static, BTreeMap<String, Arc<Effects>>> {
+    type Memory = Mutex<BTreeMap<String, Arc<Effects>>>;
+    static MEMORY: std::sync::OnceLock<Memory> = std::sync::OnceLock::new();
+    MEMORY
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+}
+
+/// Whether [`effects_for`] will find `key`'s effects without a replay.
+fn effects_at_hand(key: &EffectsKey) -> bool {
+    cache::enabled() && (memory().contains_key(&key.digest()) || cache::exists(key))
+}
+
 /// Effects of `project` replayed on `key.major` after `key.environment`:
 /// from this process's memory (scenarios share them), else from the
 /// persistent cache (`effects::cache`), else replayed on a scratch database
@@ -179,15 +199,7 @@ pub async fn effects_for(
     key: &EffectsKey,
     environment: &Environment,
 ) -> Result<Effects> {
-    type Memory = Mutex<BTreeMap<String, Arc<Effects>>>;
-    static MEMORY: std::sync::OnceLock<Memory> = std::sync::OnceLock::new();
     let digest = key.digest();
-    let memory = || {
-        MEMORY
-            .get_or_init(Default::default)
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-    };
     if cache::enabled()
         && let Some(hit) = memory().get(&digest).cloned()
     {

@@ -157,6 +157,12 @@ struct EntryRef<'a> {
     effects: &'a Effects,
 }
 
+/// Whether an entry for `key` is stored (not whether it is intact: for
+/// deciding what to prepare, never for using it).
+pub fn exists(key: &EffectsKey) -> bool {
+    enabled() && path_in(&dir(), key).is_file()
+}
+
 /// The stored effects for `key`, if an intact entry exists.
 pub fn load(key: &EffectsKey) -> Option<Effects> {
     if !enabled() {

@@ -10,10 +10,12 @@
 //!
 //! What the triggers do not see is handled otherwise: `GRANT` and `REVOKE`
 //! are reported without their objects on every major (14–18), so after one
-//! the ACLs of relations, columns and functions are compared with a snapshot
-//! (a temporary table, renewed each time) and the objects whose ACL changed
-//! are read again; `ALTER DEFAULT PRIVILEGES` changes no existing
-//! object (the objects created later are reported themselves); role
+//! the relations, columns and functions whose catalog row the migration's
+//! transaction wrote (its `xmin`, or a subtransaction's, is the migration's
+//! — each migration's message records its transaction id in the session)
+//! are read again: every ACL it changed, and perhaps objects it changed
+//! otherwise, which read the same. `ALTER DEFAULT PRIVILEGES` changes no
+//! existing object (the objects created later are reported themselves); role
 //! commands (renaming a role, `REASSIGN OWNED`, `DROP OWNED`) fire no event
 //! trigger, and a dropped sub-object whose root cannot be traced is a
 //! mystery — both mean the whole catalog is read again.
@@ -33,7 +35,6 @@ const SETUP: &str = r#"
 CREATE TEMP TABLE phantom_replay_log (
     dropped boolean NOT NULL, tag text, classid oid, objid oid, objsubid int4,
     object_type text, schema_name text, address text[]);
-CREATE TEMP TABLE phantom_replay_acl (classid oid, objid oid, subid int4, acl text);
 CREATE FUNCTION pg_catalog.phantom_replay_commands() RETURNS event_trigger
     LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
@@ -60,38 +61,25 @@ ALTER EVENT TRIGGER phantom_replay_commands ENABLE ALWAYS;
 ALTER EVENT TRIGGER phantom_replay_drops ENABLE ALWAYS;
 "#;
 
-/// Every ACL the catalog shows (relations, columns, functions), for
-/// [`ACL_CHANGES`].
-macro_rules! acls {
-    () => {
-        "SELECT 'pg_class'::regclass::oid AS classid, c.oid AS objid, 0 AS subid, c.relacl::text AS acl \
-           FROM pg_class c WHERE c.relacl IS NOT NULL \
-         UNION ALL SELECT 'pg_class'::regclass::oid, a.attrelid, a.attnum::int4, a.attacl::text \
-           FROM pg_attribute a WHERE a.attacl IS NOT NULL AND a.attnum > 0 \
-         UNION ALL SELECT 'pg_proc'::regclass::oid, p.oid, 0, p.proacl::text \
-           FROM pg_proc p WHERE p.proacl IS NOT NULL"
-    };
-}
+/// Sent inside each migration's transaction, before its statements: its
+/// transaction id, kept in the session setting `phantom_sync.replay_xid`
+/// after the commit, for [`ACL_CHANGES`].
+pub(crate) const RECORD_XID: &str =
+    "SELECT set_config('phantom_sync.replay_xid', pg_current_xact_id()::xid::text, false);\n";
 
-/// Takes the first snapshot of the ACLs.
-const ACL_SNAPSHOT: &str = concat!("INSERT INTO pg_temp.phantom_replay_acl ", acls!());
-
-/// GRANT and REVOKE are logged without their objects: the objects whose ACL
-/// differs from the snapshot are the ones they changed (or that were created
-/// or dropped since, which were read anyway).
+/// GRANT and REVOKE are logged without their objects; the relations,
+/// columns and functions whose catalog row the migration wrote include the
+/// ones whose ACL they changed. A row written by the migration's transaction
+/// or one of its subtransactions is no older than the transaction's id (its
+/// subtransactions' ids come after it); `age` compares ids modulo
+/// wraparound and calls frozen rows infinitely old. The setting missing is
+/// an error (every grant is then read again), never an empty answer.
 const ACL_CHANGES: &str = concat!(
-    "WITH now(classid, objid, subid, acl) AS (",
-    acls!(),
-    ") SELECT DISTINCT coalesce(n.classid, o.classid)::int8, coalesce(n.objid, o.objid)::int8 \
-       FROM now n FULL JOIN pg_temp.phantom_replay_acl o \
-         ON o.classid = n.classid AND o.objid = n.objid AND o.subid = n.subid \
-      WHERE n.acl IS DISTINCT FROM o.acl"
-);
-
-/// Renews the snapshot (TRUNCATE, not DELETE: nothing vacuums a temporary table).
-const ACL_RENEW: &str = concat!(
-    "TRUNCATE pg_temp.phantom_replay_acl; INSERT INTO pg_temp.phantom_replay_acl ",
-    acls!()
+    "WITH m(xid) AS (SELECT current_setting('phantom_sync.replay_xid')::xid) ",
+    "SELECT 'pg_class'::regclass::oid::int8, c.oid::int8 FROM pg_class c, m WHERE age(c.xmin) <= age(m.xid) ",
+    "UNION SELECT 'pg_class'::regclass::oid::int8, a.attrelid::int8 FROM pg_attribute a, m ",
+    "WHERE a.attnum > 0 AND age(a.xmin) <= age(m.xid) ",
+    "UNION SELECT 'pg_proc'::regclass::oid::int8, p.oid::int8 FROM pg_proc p, m WHERE age(p.xmin) <= age(m.xid)"
 );
 
 /// Reads the log. The replay empties it with TRUNCATE at the start of the
@@ -214,11 +202,7 @@ impl Capture {
     /// Installs the event triggers; without superuser rights (or on a
     /// server that refuses them) every migration is followed by a whole read.
     pub(crate) async fn install(conn: &mut PgConnection) -> Capture {
-        let installed = match sqlx::raw_sql(SETUP).execute(&mut *conn).await {
-            Ok(_) => sqlx::raw_sql(ACL_SNAPSHOT).execute(&mut *conn).await,
-            Err(e) => Err(e),
-        };
-        match installed {
+        match sqlx::raw_sql(SETUP).execute(&mut *conn).await {
             Ok(_) => Capture { installed: true },
             Err(e) => {
                 tracing::info!(
@@ -380,8 +364,7 @@ async fn plan_refresh(
         let changed = sqlx::query_as::<_, (i64, i64)>(ACL_CHANGES)
             .fetch_all(&mut *conn)
             .await;
-        let renewed = sqlx::raw_sql(ACL_RENEW).execute(&mut *conn).await;
-        match changed.and_then(|c| renewed.map(|_| c)) {
+        match changed {
             Ok(changed) => {
                 for (classid, objid) in changed {
                     if let (Ok(class), Ok(oid)) = (u32::try_from(classid), u32::try_from(objid)) {
@@ -392,7 +375,9 @@ async fn plan_refresh(
                 }
             }
             Err(e) => {
-                tracing::info!("replay: the ACL snapshot could not be compared ({e})");
+                tracing::info!(
+                    "replay: the rows a GRANT or REVOKE wrote could not be listed ({e})"
+                );
                 refresh.grants = true;
             }
         }

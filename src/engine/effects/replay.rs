@@ -414,7 +414,7 @@ async fn apply_clean(
         .await
         .map_err(Error::db("starting a replay transaction"))?;
     if capturing {
-        sqlx::raw_sql("TRUNCATE pg_temp.phantom_replay_log")
+        sqlx::raw_sql(sqlx::AssertSqlSafe(start_recording()))
             .execute(&mut *tx)
             .await
             .map_err(Error::db("emptying the DDL log"))?;
@@ -439,15 +439,25 @@ async fn apply_clean(
     )))
 }
 
+/// What starts recording a migration, inside its transaction: the log
+/// emptied, the transaction's id kept (see `capture`).
+fn start_recording() -> String {
+    format!(
+        "TRUNCATE pg_temp.phantom_replay_log;\n{}",
+        super::capture::RECORD_XID
+    )
+}
+
 /// A migration's statements as one message. While the event triggers
-/// record (`capturing`), it first empties their log and lets the statements
-/// be planned as usual (the reads leave the session planning generically).
+/// record (`capturing`), it first empties their log, keeps the transaction's
+/// id and lets the statements be planned as usual (the reads leave the
+/// session planning generically).
 /// A statement may end in a line comment: each separator starts a new line.
 pub(super) fn message(statements: &[String], capturing: bool) -> String {
     let before = if capturing {
-        "RESET plan_cache_mode;\nTRUNCATE pg_temp.phantom_replay_log;\n"
+        format!("RESET plan_cache_mode;\n{}", start_recording())
     } else {
-        ""
+        String::new()
     };
     format!("{before}{}\n;\n", statements.join("\n;\n"))
 }

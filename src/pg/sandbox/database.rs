@@ -103,7 +103,7 @@ impl Database {
 
     /// One connection to it.
     pub async fn connect(&self) -> Result<PgConnection> {
-        self.target().connect().await
+        self.server.connect_target(&self.name).connect().await
     }
 
     /// Creates, without login, those of `roles` the server lacks — the roles a
@@ -168,7 +168,7 @@ async fn ensure_template(server: &PgServer) -> Result<&'static str> {
     if *ready {
         return Ok(TEMPLATE);
     }
-    let mut admin = server.target("postgres").connect().await?;
+    let mut admin = server.connect_target("postgres").connect().await?;
     let exists: bool =
         sqlx::query_scalar("SELECT EXISTS (SELECT FROM pg_database WHERE datname = $1)")
             .bind(TEMPLATE)
@@ -182,7 +182,7 @@ async fn ensure_template(server: &PgServer) -> Result<&'static str> {
         .execute(&mut admin)
         .await
         .map_err(Error::db("creating the template database"))?;
-        let mut conn = server.target(TEMPLATE).connect().await?;
+        let mut conn = server.connect_target(TEMPLATE).connect().await?;
         sqlx::raw_sql(SUPABASE_SHIM)
             .execute(&mut conn)
             .await
@@ -236,7 +236,12 @@ async fn clone_template(server: &PgServer, template: &str, name: &str) -> Result
 
 /// Runs `sql` as the superuser on `server`, over a kept connection.
 async fn admin_execute(server: &PgServer, sql: String) -> std::result::Result<(), AdminError> {
-    admin::execute(&server.container_id, &server.target("postgres"), sql).await
+    admin::execute(
+        &server.container_id,
+        &server.connect_target("postgres"),
+        sql,
+    )
+    .await
 }
 
 /// Turns an admin failure into the crate's error, naming what was being done.

@@ -57,6 +57,14 @@ pub struct PgServer {
     pub container_id: String,
     pub host: String,
     pub port: u16,
+    /// The container's own address on Docker's bridge network, when this
+    /// process reaches it: the harness's own connections go there rather
+    /// than through the published port, whose proxy doubles each round trip
+    /// and spends CPU on every byte (0.22 against 0.12 ms per `SELECT 1`, and
+    /// 0.1 ms of the proxy's CPU each, on this project's machine kind).
+    /// `None`: the published port (Docker Desktop on macOS, for one, does
+    /// not route to the bridge).
+    pub direct: Option<String>,
 }
 
 /// Options for starting a server.
@@ -178,12 +186,21 @@ impl PgServer {
             })
             .await
             .map_err(|e| Error::Environment(e.to_string()))??;
+        let direct = runtime()
+            .spawn({
+                let id = container_id.clone();
+                async move { direct_address(&id).await }
+            })
+            .await
+            .ok()
+            .flatten();
         let server = PgServer {
             major,
             image,
             container_id,
             host: "127.0.0.1".into(),
             port,
+            direct,
         };
         Ok((server, handle))
     }
@@ -204,6 +221,18 @@ impl PgServer {
     /// A [`Target`] for `database` on this server.
     pub fn target(&self, database: &str) -> Target {
         Target::from_options(self.options(database)).with_password(Some(PASSWORD.to_string()))
+    }
+
+    /// [`PgServer::target`] through the container's own address when this
+    /// process reaches it (see [`PgServer::direct`]): for the harness's own
+    /// connections only — what is printed, recorded or handed to a child
+    /// process names the published port.
+    pub fn connect_target(&self, database: &str) -> Target {
+        let options = match &self.direct {
+            Some(address) => self.options(database).host(address).port(5432),
+            None => self.options(database),
+        };
+        Target::from_options(options).with_password(Some(PASSWORD.to_string()))
     }
 
     /// The URL of `database` on this server, password included (for child
@@ -293,6 +322,25 @@ fn server_command(tls: bool) -> Vec<String> {
     ];
     command.extend(flags);
     command
+}
+
+/// The container's address on its first network, if a TCP connection to its
+/// port 5432 opens within 300 ms.
+async fn direct_address(container_id: &str) -> Option<String> {
+    let addresses = docker(&[
+        "inspect",
+        "-f",
+        "{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}",
+        container_id,
+    ])
+    .await
+    .ok()?;
+    let address: std::net::IpAddr = addresses.split_whitespace().next()?.parse().ok()?;
+    let connecting = tokio::net::TcpStream::connect((address, 5432));
+    match tokio::time::timeout(Duration::from_millis(300), connecting).await {
+        Ok(Ok(_)) => Some(address.to_string()),
+        _ => None,
+    }
 }
 
 async fn host_port(container_id: &str) -> Result<u16> {

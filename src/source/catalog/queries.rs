@@ -318,7 +318,9 @@ pub(super) const COMMENTS: &str = concat!(
 );
 
 /// Privileges on relations, columns and functions, per grantee, without the
-/// owner's own (implicit) privileges. Functions without an explicit ACL get
+/// owner's own (implicit) privileges, nor those of a relation internal to
+/// another (an identity column's sequence) — a partitioned table depends
+/// internally on its own key columns, which does not make it internal. Functions without an explicit ACL get
 /// PostgreSQL's default (EXECUTE for PUBLIC), so "never granted" and
 /// "granted the default explicitly" read the same.
 pub(super) const GRANTS: &str = concat!(
@@ -328,7 +330,7 @@ pub(super) const GRANTS: &str = concat!(
      FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace, LATERAL aclexplode(c.relacl) a \
      WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S') AND a.grantee <> c.relowner \
        AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid \
-           AND d.deptype = 'i') AND ",
+           AND d.deptype = 'i' AND d.refobjid <> c.oid) AND ",
     user_ns!("n"),
     " AND ",
     not_member!("pg_class", "c.oid"),
@@ -386,19 +388,24 @@ pub(super) fn targeted(sql: &'static str) -> &'static str {
 /// constraint, policy, trigger, column default) and the root it belongs to,
 /// so that a dropped sub-object can be traced to the root to read again;
 /// `child` rows name a partition and its parent, whose text the partition
-/// repeats. `$1`: the roots (NULL: every user object).
+/// repeats. `$1`: the roots (NULL: every user object). The test that an
+/// OID is a user object's is written `oid::int8 >= 16384` so that a
+/// targeted read's generic plan looks sub-objects up by their root's index
+/// (`conrelid`, `contypid`, `tgrelid`, `adrelid`) rather than walking the OID
+/// index over every user constraint and trigger; a domain's constraints have
+/// `conrelid = 0`, which lets the `(conrelid, contypid)` index find them.
 pub(super) const OWNED: &str = "\
     SELECT 'part' AS link, i.indexrelid::int8 AS oid, i.indrelid::int8 AS root FROM pg_index i \
       WHERE i.indrelid >= 16384 AND ($1::oid[] IS NULL OR i.indrelid = ANY($1::oid[])) \
     UNION ALL SELECT 'part', k.oid::int8, k.conrelid::int8 FROM pg_constraint k \
-      WHERE k.oid >= 16384 AND k.conrelid <> 0 AND ($1::oid[] IS NULL OR k.conrelid = ANY($1::oid[])) \
+      WHERE k.oid::int8 >= 16384 AND k.conrelid <> 0 AND ($1::oid[] IS NULL OR k.conrelid = ANY($1::oid[])) \
     UNION ALL SELECT 'part', k.oid::int8, k.contypid::int8 FROM pg_constraint k \
-      WHERE k.oid >= 16384 AND k.contypid <> 0 AND ($1::oid[] IS NULL OR k.contypid = ANY($1::oid[])) \
+      WHERE k.oid::int8 >= 16384 AND k.conrelid = 0 AND k.contypid <> 0 AND ($1::oid[] IS NULL OR k.contypid = ANY($1::oid[])) \
     UNION ALL SELECT 'part', p.oid::int8, p.polrelid::int8 FROM pg_policy p \
       WHERE $1::oid[] IS NULL OR p.polrelid = ANY($1::oid[]) \
     UNION ALL SELECT 'part', t.oid::int8, t.tgrelid::int8 FROM pg_trigger t \
-      WHERE t.oid >= 16384 AND ($1::oid[] IS NULL OR t.tgrelid = ANY($1::oid[])) \
+      WHERE t.oid::int8 >= 16384 AND ($1::oid[] IS NULL OR t.tgrelid = ANY($1::oid[])) \
     UNION ALL SELECT 'part', d.oid::int8, d.adrelid::int8 FROM pg_attrdef d \
-      WHERE d.oid >= 16384 AND ($1::oid[] IS NULL OR d.adrelid = ANY($1::oid[])) \
+      WHERE d.oid::int8 >= 16384 AND ($1::oid[] IS NULL OR d.adrelid = ANY($1::oid[])) \
     UNION ALL SELECT 'child', i.inhrelid::int8, i.inhparent::int8 FROM pg_inherits i \
       WHERE $1::oid[] IS NULL OR i.inhparent = ANY($1::oid[])";
