@@ -113,19 +113,7 @@ impl Variant {
                 let want = f.map_or(before, Difference::after);
                 let have = r.map_or(before, Difference::after);
                 let kind = f.or(r)?.kind;
-                let change = match (want, have) {
-                    (Some(w), None) => Change::Missing {
-                        expected: w.to_string(),
-                    },
-                    (None, Some(h)) => Change::Unexpected {
-                        found: h.to_string(),
-                    },
-                    (Some(w), Some(h)) if w != h => Change::Changed {
-                        expected: w.to_string(),
-                        found: h.to_string(),
-                    },
-                    _ => return None,
-                };
+                let change = Change::between(want, have)?;
                 Some(Difference {
                     key: key.clone(),
                     kind,

@@ -73,6 +73,26 @@ pub fn diff(expected: &Catalog, found: &Catalog) -> Vec<Difference> {
 /// Definitions longer than this are cut in messages.
 const SHOWN_CHARS: usize = 100;
 
+impl Change {
+    /// What `found` is to `expected` (`None`: the object is absent), as
+    /// [`diff()`] says it; `None` when the two agree.
+    pub fn between(expected: Option<&str>, found: Option<&str>) -> Option<Change> {
+        match (expected, found) {
+            (Some(e), None) => Some(Change::Missing {
+                expected: e.to_string(),
+            }),
+            (None, Some(f)) => Some(Change::Unexpected {
+                found: f.to_string(),
+            }),
+            (Some(e), Some(f)) if e != f => Some(Change::Changed {
+                expected: e.to_string(),
+                found: f.to_string(),
+            }),
+            _ => None,
+        }
+    }
+}
+
 impl Difference {
     /// Read as a change (`diff(after, before)`, as a migration's changes
     /// are): the definition before it, if the object existed.

@@ -244,33 +244,13 @@ async fn read_again(
 fn changes<'a>(
     pairs: impl Iterator<Item = (&'a String, Option<&'a Object>, Option<&'a Object>)>,
 ) -> Vec<Difference> {
+    let definition = |o: Option<&'a Object>| o.map(|o| o.definition.as_str());
     let mut out: Vec<Difference> = pairs
         .filter_map(|(key, new, old)| {
-            let (kind, change) = match (new, old) {
-                (Some(n), None) => (
-                    n.kind,
-                    Change::Missing {
-                        expected: n.definition.clone(),
-                    },
-                ),
-                (None, Some(o)) => (
-                    o.kind,
-                    Change::Unexpected {
-                        found: o.definition.clone(),
-                    },
-                ),
-                (Some(n), Some(o)) if n.definition != o.definition => (
-                    n.kind,
-                    Change::Changed {
-                        expected: n.definition.clone(),
-                        found: o.definition.clone(),
-                    },
-                ),
-                _ => return None,
-            };
+            let change = Change::between(definition(new), definition(old))?;
             Some(Difference {
                 key: key.clone(),
-                kind,
+                kind: new.or(old)?.kind,
                 change,
             })
         })
