@@ -6,7 +6,9 @@
 //! ones that change the text of other objects (renamed tables, columns,
 //! types, functions and schemas; detached partitions; cascades).
 
-use phantom_sync::engine::effects::{Effects, ReplayMode, replay_split, replay_with, split_point};
+use phantom_sync::engine::effects::{
+    Effects, ReplayMode, replay_split, replay_trying, replay_with, split_point,
+};
 use phantom_sync::engine::variants::recorded_variants_with;
 use phantom_sync::pg::sandbox::{Database, versions_from_env};
 use phantom_sync::source::catalog::CatalogOptions;
@@ -15,6 +17,7 @@ use phantom_sync::source::ledger::{Ledger, LedgerRow};
 use phantom_sync::source::project::Project;
 use pretty_assertions::assert_eq;
 use sqlx::Connection;
+use std::collections::BTreeMap;
 
 type TestResult = anyhow::Result<()>;
 
@@ -427,15 +430,30 @@ async fn a_migration_reads_again_only_the_roots_that_show_objects() -> TestResul
     assert_same_effects(&fast, &whole)
 }
 
+/// The migration whose recorded statements end with `COMMIT` (not tried).
+const COMMITS: usize = 4;
+/// The migration whose recorded statements drop the session's temporary
+/// tables — the replay's log among them — so that reading only what they
+/// touched fails and the trial runs again with a whole read.
+const DISCARDS: usize = 5;
+
 /// The statements a ledger row recorded for migration `index` (an edited
 /// migration): today's file without its last statement, plus an object the
-/// file never makes (a table, a function, a granted view in turn); for the
-/// last migration, a statement that fails.
+/// file never makes (a table, a function, a granted view in turn); for
+/// [`COMMITS`] a `commit` instead, for [`DISCARDS`] a `discard temp` too,
+/// for the last migration a statement that fails.
 fn recorded(index: usize, statements: &[String]) -> Vec<String> {
     if index + 1 == MIGRATIONS.len() {
         return vec!["alter table nowhere.t add column x int".into()];
     }
     let mut recorded = statements[..statements.len() - 1].to_vec();
+    if index == COMMITS {
+        recorded.push("commit".into());
+        return recorded;
+    }
+    if index == DISCARDS {
+        recorded.push("discard temp".into());
+    }
     recorded.extend(match index % 3 {
         0 => vec![format!(
             "create table public.recorded_{index} (id int primary key, note text default 'x')"
@@ -455,12 +473,14 @@ fn recorded(index: usize, statements: &[String]) -> Vec<String> {
 /// row's statements are tried where its file runs and rolled back, and only
 /// what they touched is read — the variants are exactly those that reading
 /// the whole catalog gives, on every object kind (renames, cascades, grants,
-/// role renames, which need a whole read, and statements that fail).
+/// role renames, which need a whole read, statements that fail, one that
+/// drops the replay's log, one that commits), and a trial leaves the replay
+/// as it found it: each file's changes are those of a replay without trials.
 #[tokio::test]
 async fn recorded_statements_tried_in_place_read_what_whole_reads_read() -> TestResult {
     let dir = phantom_sync::files::temp_dir("effects-variants")?;
     let project = project(dir.path())?;
-    let rows = project
+    let rows: Vec<LedgerRow> = project
         .migrations
         .iter()
         .enumerate()
@@ -471,15 +491,43 @@ async fn recorded_statements_tried_in_place_read_what_whole_reads_read() -> Test
             statements: Some(recorded(index, &m.statements)),
         })
         .collect();
+    let instead: BTreeMap<String, Vec<String>> = rows
+        .iter()
+        .map(|r| (r.version.clone(), r.statements.clone().unwrap_or_default()))
+        .collect();
     let ledger = Ledger { exists: true, rows };
     let options = CatalogOptions::default();
     for major in versions_from_env()? {
         let db = Database::fresh(major, "effects").await?;
         let mut conn = db.connect().await?;
         let environment = Environment::capture(&mut conn).await;
+        let tried = match &environment {
+            Ok(environment) => {
+                replay_trying(
+                    &project,
+                    &mut conn,
+                    &options,
+                    environment,
+                    ReplayMode::Targeted,
+                    &instead,
+                )
+                .await
+            }
+            Err(_) => Ok(BTreeMap::new()),
+        };
         conn.close().await.ok();
         db.drop_database().await?;
-        let environment = environment?;
+        let (environment, tried) = (environment?, tried?);
+        let plain = replayed(&project, major, ReplayMode::Targeted).await?;
+        assert_eq!(tried.len(), MIGRATIONS.len() - 1, "PG{major}");
+        for (index, m) in project.migrations.iter().enumerate() {
+            if let Some(t) = tried.get(&m.version) {
+                assert_eq!(
+                    t.file, plain.migrations[index].changes,
+                    "PG{major}: {index}"
+                );
+            }
+        }
         let read =
             |mode| recorded_variants_with(&project, &ledger, major, &options, &environment, mode);
         let whole = read(ReplayMode::Whole).await?;
@@ -493,8 +541,19 @@ async fn recorded_statements_tried_in_place_read_what_whole_reads_read() -> Test
                 .is_some_and(|m| m.contains("nowhere")),
             "PG{major}: {last:?}"
         );
+        let commits = &fast[&project.migrations[COMMITS].version];
+        assert!(
+            commits
+                .not_tried
+                .as_deref()
+                .is_some_and(|m| m.contains("commit")),
+            "PG{major}: {commits:?}"
+        );
         for (index, m) in project.migrations.iter().enumerate() {
-            let Some(variant) = fast.get(&m.version).filter(|v| v.failed.is_none()) else {
+            let Some(variant) = fast
+                .get(&m.version)
+                .filter(|v| v.failed.is_none() && v.not_tried.is_none())
+            else {
                 continue;
             };
             let recorded_only = format!("public.recorded_{index}");

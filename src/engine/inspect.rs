@@ -54,13 +54,22 @@ pub async fn inspect(
         crate::pg::sandbox::image::check_major(major)?;
         let environment = Environment::capture(&mut conn).await?;
         let key = EffectsKey::new(&project, major, options, &environment.fingerprint());
-        if !effects_at_hand(&key) {
-            // The replay will need a scratch server: start it while the
-            // ledger and the catalog are read (an error shows when it is used).
-            tokio::spawn(async move { PgServer::shared(major).await.map(|_| ()) });
-        }
-        let ledger = Ledger::read(&mut conn).await?;
-        let live = Catalog::introspect(&mut conn, options).await?;
+        // A replay will need a scratch server: it starts while the ledger
+        // and the catalog are read.
+        let warm_up = async {
+            if !effects_at_hand(&key) {
+                PgServer::shared(major).await?;
+            }
+            Ok::<_, Error>(())
+        };
+        let read = async {
+            let ledger = Ledger::read(&mut conn).await?;
+            let live = Catalog::introspect(&mut conn, options).await?;
+            Ok::<_, Error>((ledger, live))
+        };
+        let (read, warmed) = tokio::join!(read, warm_up);
+        let (ledger, live) = read?;
+        warmed?;
         Ok::<_, Error>((conn, major, ledger, live, environment, key))
     }
     .instrument(reading)

@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use sqlx::Connection;
 
 use crate::Result;
-use crate::engine::effects::{ReplayMode, Tried, replay_trying};
+use crate::engine::effects::{Instead, ReplayMode, Tried, replay_trying};
 use crate::pg::sandbox::Database;
 use crate::source::catalog::{Catalog, CatalogOptions, Change, Difference, ObjectKind};
 use crate::source::environment::Environment;
@@ -28,6 +28,8 @@ pub struct Variant {
     pub differences: Vec<Difference>,
     /// The recorded statements failed on the replay (the message), if they did.
     pub failed: Option<String>,
+    /// Why the recorded statements were not tried, if they were not.
+    pub not_tried: Option<String>,
 }
 
 /// The variants of every local migration whose ledger row recorded other
@@ -90,14 +92,15 @@ impl Variant {
     /// The recorded statements' catalog against the file's, from what each
     /// changed: only keys one of them changed can differ.
     fn of(tried: Tried) -> Variant {
+        let unanswered = |failed, not_tried| Variant {
+            differences: Vec::new(),
+            failed,
+            not_tried,
+        };
         let recorded = match tried.instead {
-            Ok(changes) => changes,
-            Err(message) => {
-                return Variant {
-                    differences: Vec::new(),
-                    failed: Some(message),
-                };
-            }
+            Instead::Changed(changes) => changes,
+            Instead::Failed(message) => return unanswered(Some(message), None),
+            Instead::NotTried(why) => return unanswered(None, Some(why)),
         };
         let by_key = |changes: &[Difference]| -> BTreeMap<String, Difference> {
             changes.iter().map(|d| (d.key.clone(), d.clone())).collect()
@@ -124,6 +127,7 @@ impl Variant {
         Variant {
             differences,
             failed: None,
+            not_tried: None,
         }
     }
 }
@@ -137,6 +141,11 @@ pub fn explain(
     if let Some(message) = &variant.failed {
         return vec![format!(
             "the recorded statements no longer run after the migrations before them ({message}), so what they did cannot be compared"
+        )];
+    }
+    if let Some(why) = &variant.not_tried {
+        return vec![format!(
+            "the recorded statements were not tried in the file's place ({why}), so what they did cannot be compared"
         )];
     }
     let live_says = |key: &str| {
@@ -252,24 +261,41 @@ mod tests {
             let file = catalog(&keys.iter().map(|k| k.1).collect::<Vec<_>>());
             let recorded = catalog(&keys.iter().map(|k| k.2).collect::<Vec<_>>());
             let variant = Variant::of(Tried {
-                instead: Ok(diff(&recorded, &before)),
+                instead: Instead::Changed(diff(&recorded, &before)),
                 file: diff(&file, &before),
             });
             prop_assert_eq!(variant.differences, diff(&file, &recorded));
             prop_assert_eq!(variant.failed, None);
+            prop_assert_eq!(variant.not_tried, None);
         }
     }
 
     #[test]
     fn recorded_statements_that_failed_are_a_variant_without_differences() {
         let variant = Variant::of(Tried {
-            instead: Err("relation \"nowhere.t\" does not exist [SQLSTATE 42P01]".into()),
+            instead: Instead::Failed(
+                "relation \"nowhere.t\" does not exist [SQLSTATE 42P01]".into(),
+            ),
             file: diff(&catalog(&[Some(1)]), &Catalog::default()),
         });
         assert!(variant.differences.is_empty());
         assert_eq!(
             variant.failed.as_deref(),
             Some("relation \"nowhere.t\" does not exist [SQLSTATE 42P01]")
+        );
+    }
+
+    #[test]
+    fn recorded_statements_that_were_not_tried_say_why() {
+        let variant = Variant::of(Tried {
+            instead: Instead::NotTried(
+                "`commit` would end the transaction they are tried in".into(),
+            ),
+            file: Vec::new(),
+        });
+        assert_eq!(
+            explain(&variant, &Catalog::default(), |_| false),
+            vec!["the recorded statements were not tried in the file's place (`commit` would end the transaction they are tried in), so what they did cannot be compared".to_string()]
         );
     }
 
@@ -302,6 +328,7 @@ mod tests {
                 },
             ],
             failed: None,
+            not_tried: None,
         };
         let lines = explain(&variant, &live, |k| k.starts_with("grant "));
         assert_eq!(

@@ -104,6 +104,7 @@ fn code_fingerprint() -> &'static str {
             include_str!("../../source/catalog/row.rs"),
             include_str!("../../source/catalog/tracked.rs"),
             include_str!("../../source/split/mod.rs"),
+            include_str!("../../source/split/command.rs"),
             include_str!("../../source/split/scanner.rs"),
             include_str!("../../source/split/lexer.rs"),
             include_str!("../../source/split/letters.rs"),

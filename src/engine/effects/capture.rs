@@ -71,12 +71,13 @@ pub(crate) const RECORD_XID: &str =
 /// columns and functions whose catalog row the migration wrote include the
 /// ones whose ACL they changed. A row written by the migration's transaction
 /// or one of its subtransactions is no older than the transaction's id (its
-/// subtransactions' ids come after it); `age` compares ids modulo
-/// wraparound and calls frozen rows infinitely old. The setting missing is
-/// an error (every grant is then read again), never an empty answer.
+/// subtransactions' ids come after it), which `age` tells modulo
+/// wraparound. Temporary tables (the replay's log, rewritten by each
+/// migration's `TRUNCATE`) are never shown and left out. The setting missing
+/// is an error (every grant is then read again), never an empty answer.
 const ACL_CHANGES: &str = concat!(
     "WITH m(xid) AS (SELECT current_setting('phantom_sync.replay_xid')::xid) ",
-    "SELECT 'pg_class'::regclass::oid::int8, c.oid::int8 FROM pg_class c, m WHERE age(c.xmin) <= age(m.xid) ",
+    "SELECT 'pg_class'::regclass::oid::int8, c.oid::int8 FROM pg_class c, m WHERE age(c.xmin) <= age(m.xid) AND c.relpersistence <> 't' ",
     "UNION SELECT 'pg_class'::regclass::oid::int8, a.attrelid::int8 FROM pg_attribute a, m ",
     "WHERE a.attnum > 0 AND age(a.xmin) <= age(m.xid) ",
     "UNION SELECT 'pg_proc'::regclass::oid::int8, p.oid::int8 FROM pg_proc p, m WHERE age(p.xmin) <= age(m.xid)"

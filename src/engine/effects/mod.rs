@@ -29,7 +29,7 @@ use crate::pg::sql::{quote_ident, quote_literal};
 use crate::source::catalog::{Catalog, Change, Difference};
 use crate::{Error, Result};
 pub use replay::{ReplayMode, SPLIT_FROM, replay, replay_split, replay_with, split_point};
-pub use trial::{Tried, replay_trying};
+pub use trial::{Instead, Tried, replay_trying};
 
 /// The effects of every local migration, in version order.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

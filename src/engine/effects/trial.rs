@@ -5,6 +5,8 @@
 //! before each one, the recorded statements run in a transaction with the
 //! event triggers recording, the objects they touched are read, and the
 //! transaction is rolled back; then the file runs and is recorded as usual.
+//! Statements with a transaction command (`COMMIT`, …) are not tried: it
+//! would end that transaction and keep what they did.
 //! Both answers are changes from the same catalog, so comparing them costs
 //! what the two migrations touched, not the catalog's size.
 
@@ -12,22 +14,37 @@ use std::collections::BTreeMap;
 
 use sqlx::Connection;
 
-use super::capture::Next;
-use super::db_message;
+use super::capture::{Capture, Next};
 use super::replay::{Lane, Progress, ReplayMode, generic, message};
-use crate::source::catalog::{Catalog, CatalogOptions, Difference, ObjectSet, diff};
+use super::{db_message, first_line};
+use crate::source::catalog::{
+    Catalog, CatalogOptions, Difference, ObjectSet, TrackedCatalog, diff,
+};
 use crate::source::environment::Environment;
 use crate::source::project::{Migration, Project};
+use crate::source::split::is_transaction_command;
 use crate::{Error, Result};
 
 /// What one migration's file and the statements tried in its place change,
 /// each from the catalog the migrations before it leave.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tried {
-    /// The tried statements' changes, or the server's message when one failed.
-    pub instead: std::result::Result<Vec<Difference>, String>,
+    /// What the tried statements did.
+    pub instead: Instead,
     /// The file's changes.
     pub file: Vec<Difference>,
+}
+
+/// What statements tried in a migration's place did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Instead {
+    /// They ran; what they changed.
+    Changed(Vec<Difference>),
+    /// One failed: the server's message.
+    Failed(String),
+    /// They were not run, and why (a transaction command among them would
+    /// end the transaction they are tried in, and keep what they did).
+    NotTried(String),
 }
 
 /// Replays `project` on `scratch` (an empty database with the shim), set up
@@ -76,19 +93,47 @@ pub async fn replay_trying(
 impl Lane<'_, '_> {
     /// Runs `statements` where `migration` would run, reads what they
     /// changed, and rolls them back: the lane's database and catalog are as
-    /// they were. A statement that fails is an answer (its message), not an
-    /// error.
+    /// they were. A statement that fails is an answer, not an error. Reading
+    /// only what they touched can fail where a whole read does not (they may
+    /// change the role, or drop the session's temporary log): the trial then
+    /// runs again with a whole read, as the reference does.
     async fn try_instead(
         &mut self,
         migration: &Migration,
         statements: &[String],
-    ) -> Result<std::result::Result<Vec<Difference>, String>> {
+    ) -> Result<Instead> {
+        if let Some(command) = statements.iter().find(|s| is_transaction_command(s)) {
+            return Ok(Instead::NotTried(format!(
+                "`{}` would end the transaction they are tried in",
+                first_line(command)
+            )));
+        }
+        let recording = self.capture.as_ref().is_some_and(|c| c.recording());
+        match self.trial(migration, statements, recording).await {
+            Err(e) if recording => {
+                tracing::debug!(
+                    "trial of the ledger's statements for {}: {e}; tried again with a whole read",
+                    migration.file_name()
+                );
+                self.trial(migration, statements, false).await
+            }
+            outcome => outcome,
+        }
+    }
+
+    /// One trial, recording what the statements touch (`recording`) or
+    /// reading the whole catalog after them.
+    async fn trial(
+        &mut self,
+        migration: &Migration,
+        statements: &[String],
+        recording: bool,
+    ) -> Result<Instead> {
         let stand_in = Migration {
             sql: statements.join("\n;\n"),
             statements: statements.to_vec(),
             ..migration.clone()
         };
-        let recording = self.capture.as_ref().is_some_and(|c| c.recording());
         let mut tx = self.conn.begin().await.map_err(Error::db(format!(
             "starting a trial of the ledger's statements for {}",
             migration.file_name()
@@ -99,38 +144,44 @@ impl Lane<'_, '_> {
             .await
         {
             tx.rollback().await.ok();
-            return Ok(Err(db_message(&e)));
+            return Ok(Instead::Failed(db_message(&e)));
         }
-        let next = match &self.capture {
-            Some(capture) => {
-                capture
-                    .take(
-                        &mut tx,
-                        &stand_in,
-                        &self.tracked,
-                        &self.options.exclude_schemas,
-                    )
-                    .await?
-            }
-            None => Next::Reread("whole reads asked for"),
-        };
-        let changes = match next {
-            Next::Refresh(refresh) if refresh.is_empty() => Vec::new(),
-            Next::Refresh(refresh) => {
-                self.tracked
-                    .changes_if_read(&mut tx, self.options, &refresh)
-                    .await?
-            }
-            Next::Reread(_) => {
-                let everything = ObjectSet::everything();
-                let now = Catalog::introspect_objects(&mut tx, self.options, &everything).await?;
-                diff(&now.catalog, self.tracked.catalog())
-            }
-        };
-        tx.rollback().await.map_err(Error::db(format!(
+        let capture = self.capture.as_ref().filter(|_| recording);
+        let read = read_tried(&mut tx, capture, &self.tracked, self.options, &stand_in).await;
+        let rolled_back = tx.rollback().await.map_err(Error::db(format!(
             "rolling back the trial of the ledger's statements for {}",
             migration.file_name()
-        )))?;
-        Ok(Ok(changes))
+        )));
+        let changes = read?;
+        rolled_back?;
+        Ok(Instead::Changed(changes))
+    }
+}
+
+/// What the statements of a trial (`stand_in`, just run on `tx`) changed in
+/// `tracked`: the roots `capture` saw them touch, or the whole catalog.
+async fn read_tried(
+    tx: &mut sqlx::PgConnection,
+    capture: Option<&Capture>,
+    tracked: &TrackedCatalog,
+    options: &CatalogOptions,
+    stand_in: &Migration,
+) -> Result<Vec<Difference>> {
+    let next = match capture {
+        Some(capture) => {
+            capture
+                .take(&mut *tx, stand_in, tracked, &options.exclude_schemas)
+                .await?
+        }
+        None => Next::Reread("whole reads asked for"),
+    };
+    match next {
+        Next::Refresh(refresh) if refresh.is_empty() => Ok(Vec::new()),
+        Next::Refresh(refresh) => tracked.changes_if_read(tx, options, &refresh).await,
+        Next::Reread(_) => {
+            let everything = ObjectSet::everything();
+            let now = Catalog::introspect_objects(tx, options, &everything).await?;
+            Ok(diff(&now.catalog, tracked.catalog()))
+        }
     }
 }

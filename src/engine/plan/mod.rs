@@ -437,13 +437,10 @@ fn repair_step(
 fn non_transactional(m: &crate::source::project::Migration) -> Vec<Refusal> {
     let mut out = Vec::new();
     for statement in &m.statements {
-        let words = normalise(statement);
+        let words = crate::source::split::words(statement);
         let reason = if words.contains(" CONCURRENTLY ") {
             Some("CONCURRENTLY cannot run inside a transaction block")
-        } else if ["COMMIT", "BEGIN", "START TRANSACTION", "ROLLBACK", "END"]
-            .iter()
-            .any(|w| words.trim() == *w)
-        {
+        } else if crate::source::split::is_transaction_command(statement) {
             Some("an embedded transaction command would end the migration's transaction early")
         } else if words.starts_with(" VACUUM ")
             || words.starts_with(" CREATE DATABASE ")
@@ -468,23 +465,6 @@ fn non_transactional(m: &crate::source::project::Migration) -> Vec<Refusal> {
         }
     }
     out
-}
-
-/// Upper-cased words of a statement without comments, padded with spaces.
-fn normalise(statement: &str) -> String {
-    let without_comments: String = statement
-        .lines()
-        .map(|l| l.split("--").next().unwrap_or(""))
-        .collect::<Vec<_>>()
-        .join(" ");
-    format!(
-        " {} ",
-        without_comments
-            .split_whitespace()
-            .collect::<Vec<_>>()
-            .join(" ")
-            .to_uppercase()
-    )
 }
 
 #[cfg(test)]

@@ -79,12 +79,14 @@
 //! `f_atomic()`, a column named `atomic`); ledger rows they wrote for files with such a
 //! word can differ from our split.
 
+mod command;
 mod letters;
 mod lexer;
 pub mod scanner;
 #[cfg(test)]
 mod tests;
 
+pub(crate) use command::{is_transaction_command, words};
 pub use scanner::{CliRejection, ScannerBuffer, cli_rejects};
 
 use lexer::Lexer;
