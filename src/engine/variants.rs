@@ -12,7 +12,6 @@
 use std::collections::BTreeMap;
 
 use sqlx::Connection;
-use tracing::Instrument;
 
 use crate::Result;
 use crate::engine::effects::{Instead, ReplayMode, Tried, replay_trying};
@@ -74,22 +73,6 @@ pub async fn recorded_variants_with(
     if edited.is_empty() {
         return Ok(BTreeMap::new());
     }
-    let edited_at = |m: &crate::source::project::Migration| edited.contains_key(&m.version);
-    let first = project.migrations.iter().position(edited_at);
-    let last = project.migrations.iter().rposition(edited_at);
-    let walked = match (first, last) {
-        (Some(first), Some(last)) => last + 1 - first,
-        _ => 0,
-    };
-    let trying = tracing::info_span!(
-        target: "phantom_sync::progress",
-        "variants",
-        task = %format!(
-            "trying the ledger's statements of {} edited migrations on a scratch PostgreSQL {major} database",
-            edited.len()
-        ),
-        total = walked as u64
-    );
     let scratch = Database::fresh(major, "variants").await?;
     let result = async {
         let mut conn = scratch.connect().await?;
@@ -97,7 +80,6 @@ pub async fn recorded_variants_with(
         conn.close().await.ok();
         tried
     }
-    .instrument(trying)
     .await;
     scratch.drop_database().await?;
     Ok(result?

@@ -13,6 +13,7 @@
 use std::collections::BTreeMap;
 
 use sqlx::Connection;
+use tracing::Instrument;
 
 use super::capture::{Capture, Next};
 use super::replay::{Lane, Progress, ReplayMode, generic, message};
@@ -69,25 +70,38 @@ pub async fn replay_trying(
         return Ok(BTreeMap::new());
     };
     let (before, walked) = project.migrations[..=last].split_at(first);
-    let progress = Progress::new(walked.len());
-    let mut lane = Lane::start(scratch, options, environment, mode, before).await?;
-    let mut out = BTreeMap::new();
-    for migration in walked {
-        let tried = match instead.get(&migration.version) {
-            Some(statements) => Some(lane.try_instead(migration, statements).await?),
-            None => None,
-        };
-        lane.run(std::slice::from_ref(migration), &progress).await?;
-        if let Some(instead) = tried {
-            let file = lane
-                .migrations
-                .last()
-                .map(|m| m.changes.clone())
-                .unwrap_or_default();
-            out.insert(migration.version.clone(), Tried { instead, file });
+    let trying = tracing::info_span!(
+        target: "phantom_sync::progress",
+        "variants",
+        task = %format!(
+            "trying the ledger's statements of {} edited migrations on a scratch database",
+            instead.len()
+        ),
+        total = walked.len() as u64
+    );
+    async {
+        let progress = Progress::new(walked.len());
+        let mut lane = Lane::start(scratch, options, environment, mode, before).await?;
+        let mut out = BTreeMap::new();
+        for migration in walked {
+            let tried = match instead.get(&migration.version) {
+                Some(statements) => Some(lane.try_instead(migration, statements).await?),
+                None => None,
+            };
+            lane.run(std::slice::from_ref(migration), &progress).await?;
+            if let Some(instead) = tried {
+                let file = lane
+                    .migrations
+                    .last()
+                    .map(|m| m.changes.clone())
+                    .unwrap_or_default();
+                out.insert(migration.version.clone(), Tried { instead, file });
+            }
         }
+        Ok(out)
     }
-    Ok(out)
+    .instrument(trying)
+    .await
 }
 
 impl Lane<'_, '_> {
