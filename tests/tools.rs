@@ -461,3 +461,56 @@ async fn restore_database_refuses_to_drop_what_it_cannot_recreate_outside_its_sc
     }
     Ok(())
 }
+
+#[tokio::test]
+async fn a_restore_whose_archive_is_cut_short_commits_nothing() -> TestResult {
+    for major in versions_from_env()? {
+        on_project(major, "tools_cut_short", move |db, work| async move {
+            let tools = PgTools::for_database(&db);
+            let target = db.target();
+            let info = tools
+                .dump(
+                    &target,
+                    &dump_path(&work),
+                    &phantom_sync::engine::backup::dump_scope(),
+                )
+                .await?;
+            // The table of contents reads; the rows of the last tables are gone.
+            let bytes = std::fs::read(&info.path)?;
+            let cut = work.join("cut.pgcustom");
+            std::fs::write(&cut, &bytes[..bytes.len() - 64])?;
+            tools.check_archive(&cut).await?;
+            let mut conn = db.connect().await?;
+            sqlx::raw_sql(
+                "DELETE FROM public.members WHERE role = 'member';
+                 CREATE TABLE public.intruder (id int PRIMARY KEY);
+                 DROP INDEX public.organizations_name_trgm;
+                 DROP EXTENSION pg_trgm;",
+            )
+            .execute(&mut conn)
+            .await?;
+            let before = snapshot(&mut conn).await?;
+            let err = tools
+                .restore_database(&target, &cut, &phantom_sync::engine::backup::dump_scope())
+                .await
+                .expect_err("the archive ends in the middle of its data")
+                .to_string();
+            assert!(err.contains("nothing was committed"), "{err}");
+            assert_eq!(
+                snapshot(&mut conn).await?,
+                before,
+                "PostgreSQL {major}: a restore cut short changed something"
+            );
+            let err = tools
+                .restore_tables(&target, &cut, &["public.intruder".to_string()])
+                .await
+                .expect_err("intruder is not in the backup")
+                .to_string();
+            assert!(err.contains("not in the backup"), "{err}");
+            conn.close().await?;
+            Ok(())
+        })
+        .await?;
+    }
+    Ok(())
+}

@@ -169,14 +169,14 @@ fn docker_args(
         .chain(exec_password.then_some("PGPASSWORD"))
         .flat_map(|name| ["-e".to_string(), name.to_string()]);
     match tools {
-        PgTools::Exec { container_id } => {
+        PgTools::Exec { container_id, .. } => {
             args.push("exec".into());
             args.extend(interactive);
             args.extend(pass_on);
             args.push(container_id.clone());
             args.push(call.program.into());
         }
-        PgTools::Run { image } => {
+        PgTools::Run { image, .. } => {
             args.extend(
                 ["run", "--rm", "--log-driver", "none", "--network", "host"].map(String::from),
             );

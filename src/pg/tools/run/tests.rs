@@ -13,6 +13,7 @@ fn tls_files_are_mounted_read_only_and_named_by_variables() {
         .with_tls(files.settings("verify-full", true));
     let tools = PgTools::Run {
         image: "phantom-sync/postgres:17".into(),
+        major: 17,
     };
     let call = Call {
         tool: "pg_dump",
@@ -51,6 +52,7 @@ fn tls_files_are_mounted_read_only_and_named_by_variables() {
     // In the server's own container: loopback, no files, libpq's default.
     let exec = PgTools::Exec {
         container_id: "abc123".into(),
+        major: 17,
     };
     let (env, mounts) = connection_env(&exec, &target).unwrap();
     assert!(mounts.is_empty());
@@ -70,6 +72,7 @@ fn arguments_carry_variable_names_but_never_values() {
         .with_tls(TlsSettings::default());
     let tools = PgTools::Run {
         image: "phantom-sync/postgres:17".into(),
+        major: 17,
     };
     let call = Call {
         tool: "pg_dump",
@@ -118,6 +121,7 @@ fn arguments_carry_variable_names_but_never_values() {
 
     let exec = PgTools::Exec {
         container_id: "abc123".into(),
+        major: 17,
     };
     let (env, mounts) = connection_env(&exec, &target).unwrap();
     assert!(
