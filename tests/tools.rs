@@ -483,9 +483,7 @@ async fn a_restore_whose_archive_is_cut_short_commits_nothing() -> TestResult {
             let mut conn = db.connect().await?;
             sqlx::raw_sql(
                 "DELETE FROM public.members WHERE role = 'member';
-                 CREATE TABLE public.intruder (id int PRIMARY KEY);
-                 DROP INDEX public.organizations_name_trgm;
-                 DROP EXTENSION pg_trgm;",
+                 CREATE TABLE public.intruder (id int PRIMARY KEY);",
             )
             .execute(&mut conn)
             .await?;
@@ -507,6 +505,46 @@ async fn a_restore_whose_archive_is_cut_short_commits_nothing() -> TestResult {
                 .expect_err("intruder is not in the backup")
                 .to_string();
             assert!(err.contains("not in the backup"), "{err}");
+            conn.close().await?;
+            Ok(())
+        })
+        .await?;
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn restore_database_replaces_an_extension_installed_in_public() -> TestResult {
+    for major in versions_from_env()? {
+        on_project(major, "tools_ext_public", move |db, work| async move {
+            let tools = PgTools::for_database(&db);
+            let target = db.target();
+            let mut conn = db.connect().await?;
+            let before = snapshot(&mut conn).await?;
+            let info = tools
+                .dump(
+                    &target,
+                    &dump_path(&work),
+                    &phantom_sync::engine::backup::dump_scope(),
+                )
+                .await?;
+            // pg_trgm stays installed in public, its operator families and
+            // their members with it (the drop of public takes them along).
+            sqlx::raw_sql("UPDATE public.organizations SET name = 'Acme Inc' WHERE slug = 'acme';")
+                .execute(&mut conn)
+                .await?;
+            tools
+                .restore_database(
+                    &target,
+                    &info.path,
+                    &phantom_sync::engine::backup::dump_scope(),
+                )
+                .await?;
+            assert_eq!(
+                snapshot(&mut conn).await?,
+                before,
+                "PostgreSQL {major}: the restore with pg_trgm installed differs from the dump"
+            );
             conn.close().await?;
             Ok(())
         })

@@ -136,6 +136,10 @@ SELECT n.nspowner::pg_catalog.regrole::text,
 /// owners of internal parts). Each supported one comes with the statements
 /// that recreate it (a comment is restored as well, or set `IS NULL` —
 /// a no-op — when there is none); the others are listed in the refusal.
+/// An operator family's members (`pg_amop`, `pg_amproc`: no schema of their
+/// own) live where their family does — pg_trgm's families in `public` keep
+/// members its upgrade scripts added with `ALTER OPERATOR FAMILY`, which no
+/// extension dependency covers.
 const DEPENDENTS_OUTSIDE: &str = "
 WITH RECURSIVE doomed(classid, objid, objsubid) AS (
     SELECT 'pg_catalog.pg_namespace'::pg_catalog.regclass::oid, n.oid, 0
@@ -173,6 +177,10 @@ placed AS (
              WHEN 'pg_catalog.pg_default_acl'::pg_catalog.regclass::oid THEN
                (SELECT NULLIF(d.defaclnamespace, 0) FROM pg_catalog.pg_default_acl d WHERE d.oid = x.objid)
              WHEN 'pg_catalog.pg_namespace'::pg_catalog.regclass::oid THEN x.objid
+             WHEN 'pg_catalog.pg_amop'::pg_catalog.regclass::oid THEN
+               (SELECT f.opfnamespace FROM pg_catalog.pg_amop a JOIN pg_catalog.pg_opfamily f ON f.oid = a.amopfamily WHERE a.oid = x.objid)
+             WHEN 'pg_catalog.pg_amproc'::pg_catalog.regclass::oid THEN
+               (SELECT f.opfnamespace FROM pg_catalog.pg_amproc a JOIN pg_catalog.pg_opfamily f ON f.oid = a.amprocfamily WHERE a.oid = x.objid)
              WHEN 'pg_catalog.pg_extension'::pg_catalog.regclass::oid THEN
                (SELECT e.extnamespace FROM pg_catalog.pg_extension e WHERE e.oid = x.objid)
              ELSE (SELECT n.oid FROM pg_catalog.pg_namespace n WHERE n.nspname = o.schema)
