@@ -24,6 +24,9 @@ REHEARSAL ?= .phantom/rehearsal
 
 export PHANTOM_PG_VERSIONS := $(VERSIONS)
 
+# The debug binary `cargo build --bin phantom-sync` writes.
+BIN := $(or $(CARGO_TARGET_DIR),target)/debug/phantom-sync
+
 .PHONY: demo runbook-shot test test-unit matrix bench images lint review mutants sweep tools browser
 
 # The first run compiles (cargo's progress shows) and builds the PostgreSQL
@@ -38,8 +41,19 @@ runbook-shot: browser
 		$(CARGO) run --quiet --bin phantom-sync -- rehearse --quiet --out $(REHEARSAL); }
 	@$(CARGO) run --quiet --example runbook_shot -- $(REHEARSAL)
 
-test: tools images browser
-	@status=0; \
+# The images and Chromium are made while the test targets compile: the
+# compile keeps both cores busy, the other two mostly wait on the network
+# and the disk. The images come from the binary itself (`cargo run` would
+# wait for the compile's lock on the build folder).
+test: tools
+	$(CARGO) build --bin phantom-sync
+	@$(BIN) images --versions $(VERSIONS) & images=$$!; \
+	$(MAKE) --no-print-directory browser & browser=$$!; \
+	status=0; \
+	$(CARGO) test --all-targets --no-run || status=$$?; \
+	wait $$images || { echo "error: building the PostgreSQL images failed (see above)"; status=1; }; \
+	wait $$browser || { echo "error: installing Chromium failed (see above)"; status=1; }; \
+	[ $$status = 0 ] || exit $$status; \
 	$(CARGO) test --all-targets --no-fail-fast || status=$$?; \
 	$(MAKE) --no-print-directory sweep; \
 	exit $$status

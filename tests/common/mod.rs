@@ -100,3 +100,40 @@ pub async fn serves_major_with_the_unmodified_module(
     container.rm().await?;
     Ok(())
 }
+
+/// Runs `each` for every major in `majors`, `at_once` of them at a time, on
+/// tasks of their own (a test's runtime needs worker threads for them), and
+/// returns the first failure after all have ended; a panic is raised again
+/// as it was. Tests that loop over the majors spend most of their time
+/// waiting on containers and client programs: two majors at a time keep
+/// this project's two cores busier than one.
+pub async fn on_majors<F, Fut>(majors: Vec<u8>, at_once: usize, each: F) -> anyhow::Result<()>
+where
+    F: Fn(u8) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>> + Send + 'static,
+{
+    let turns = std::sync::Arc::new(tokio::sync::Semaphore::new(at_once.max(1)));
+    let mut runs = tokio::task::JoinSet::new();
+    for major in majors {
+        let turns = turns.clone();
+        let run = each(major);
+        runs.spawn(async move {
+            let _turn = turns.acquire_owned().await?;
+            run.await
+        });
+    }
+    let mut first_error = None;
+    while let Some(ended) = runs.join_next().await {
+        match ended {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                first_error.get_or_insert(e);
+            }
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(e) => {
+                first_error.get_or_insert(e.into());
+            }
+        }
+    }
+    first_error.map_or(Ok(()), Err)
+}
