@@ -204,6 +204,25 @@ where
     }
 }
 
+/// The compression an archive's header names (`pg_restore --list`, in the
+/// server's container): `zstd`, or gzip's level before PostgreSQL 16.
+fn archive_compression(db: &Database, archive: &Path) -> anyhow::Result<String> {
+    let container = db.server().container_id.clone();
+    let out = std::process::Command::new("docker")
+        .args(["exec", "-i", &container, "pg_restore", "--list"])
+        .stdin(std::fs::File::open(archive)?)
+        .output()?;
+    let text = String::from_utf8(out.stdout)?;
+    text.lines()
+        .find_map(|l| {
+            l.trim_start_matches(';')
+                .trim()
+                .strip_prefix("Compression:")
+                .map(|c| c.trim().to_string())
+        })
+        .ok_or_else(|| anyhow::anyhow!("no Compression line in the listing: {text}"))
+}
+
 fn dump_path(work: &Path) -> PathBuf {
     work.join("backup.pgcustom")
 }
@@ -218,6 +237,12 @@ async fn restore_database_brings_every_schema_in_scope_back_and_leaves_auth_alon
             let before = snapshot(&mut conn).await?;
             let info = tools.dump(&target, &dump_path(&work), &phantom_sync::engine::backup::dump_scope()).await?;
             assert_eq!(info.major, major);
+            let expected = if major >= 16 { "zstd" } else { "1" };
+            assert_eq!(
+                archive_compression(&db, &info.path)?,
+                expected,
+                "PostgreSQL {major}: zstd from 16 on, gzip level 1 before"
+            );
             assert_eq!(info.bytes, std::fs::metadata(&info.path)?.len());
             assert_eq!(info.sha256.len(), 64);
             assert!(!work.join("backup.pgcustom.partial").exists(), "the partial file was renamed");
