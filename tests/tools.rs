@@ -223,6 +223,16 @@ fn archive_compression(db: &Database, archive: &Path) -> anyhow::Result<String> 
         .ok_or_else(|| anyhow::anyhow!("no Compression line in the listing: {text}"))
 }
 
+/// The project's backup dump, as Phase 1 takes it, into the work folder.
+async fn dump_project(
+    tools: &PgTools,
+    target: &phantom_sync::pg::target::Target,
+    work: &Path,
+) -> anyhow::Result<phantom_sync::pg::tools::DumpInfo> {
+    let scope = phantom_sync::engine::backup::dump_scope();
+    Ok(tools.dump(target, &dump_path(work), &scope).await?)
+}
+
 fn dump_path(work: &Path) -> PathBuf {
     work.join("backup.pgcustom")
 }
@@ -235,7 +245,7 @@ async fn restore_database_brings_every_schema_in_scope_back_and_leaves_auth_alon
             let target = db.target();
             let mut conn = db.connect().await?;
             let before = snapshot(&mut conn).await?;
-            let info = tools.dump(&target, &dump_path(&work), &phantom_sync::engine::backup::dump_scope()).await?;
+            let info = dump_project(&tools, &target, &work).await?;
             assert_eq!(info.major, major);
             let expected = if major >= 16 { "zstd" } else { "1" };
             assert_eq!(
@@ -307,13 +317,7 @@ async fn restore_tables_recreates_dropped_tables_as_they_were_dumped() -> TestRe
             let target = db.target();
             let mut conn = db.connect().await?;
             let before = snapshot(&mut conn).await?;
-            let info = tools
-                .dump(
-                    &target,
-                    &dump_path(&work),
-                    &phantom_sync::engine::backup::dump_scope(),
-                )
-                .await?;
+            let info = dump_project(&tools, &target, &work).await?;
 
             // "Wrong tables dropped": organizations takes members' foreign key along.
             sqlx::raw_sql(
@@ -445,13 +449,7 @@ async fn restore_database_refuses_to_drop_what_it_cannot_recreate_outside_its_sc
         on_project(major, "tools_refusal", move |db, work| async move {
             let tools = PgTools::for_database(&db);
             let target = db.target();
-            let info = tools
-                .dump(
-                    &target,
-                    &dump_path(&work),
-                    &phantom_sync::engine::backup::dump_scope(),
-                )
-                .await?;
+            let info = dump_project(&tools, &target, &work).await?;
             // A column of auth.users typed with a public enum: dropping public would drop the column.
             let mut conn = db.connect().await?;
             sqlx::raw_sql(
@@ -493,13 +491,7 @@ async fn a_restore_whose_archive_is_cut_short_commits_nothing() -> TestResult {
         on_project(major, "tools_cut_short", move |db, work| async move {
             let tools = PgTools::for_database(&db);
             let target = db.target();
-            let info = tools
-                .dump(
-                    &target,
-                    &dump_path(&work),
-                    &phantom_sync::engine::backup::dump_scope(),
-                )
-                .await?;
+            let info = dump_project(&tools, &target, &work).await?;
             // The table of contents reads; the rows of the last tables are gone.
             let bytes = std::fs::read(&info.path)?;
             let cut = work.join("cut.pgcustom");
@@ -546,13 +538,7 @@ async fn restore_database_replaces_an_extension_installed_in_public() -> TestRes
             let target = db.target();
             let mut conn = db.connect().await?;
             let before = snapshot(&mut conn).await?;
-            let info = tools
-                .dump(
-                    &target,
-                    &dump_path(&work),
-                    &phantom_sync::engine::backup::dump_scope(),
-                )
-                .await?;
+            let info = dump_project(&tools, &target, &work).await?;
             // pg_trgm stays installed in public, its operator families and
             // their members with it (the drop of public takes them along).
             sqlx::raw_sql("UPDATE public.organizations SET name = 'Acme Inc' WHERE slug = 'acme';")
