@@ -122,18 +122,25 @@ where
             run.await
         });
     }
-    let mut first_error = None;
+    // Every major runs to its end (its own clean-up included) before a
+    // failure is reported.
+    let (mut first_error, mut first_panic) = (None, None);
     while let Some(ended) = runs.join_next().await {
         match ended {
             Ok(Ok(())) => {}
             Ok(Err(e)) => {
                 first_error.get_or_insert(e);
             }
-            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(e) if e.is_panic() => {
+                first_panic.get_or_insert(e.into_panic());
+            }
             Err(e) => {
                 first_error.get_or_insert(e.into());
             }
         }
+    }
+    if let Some(panic) = first_panic {
+        std::panic::resume_unwind(panic);
     }
     first_error.map_or(Ok(()), Err)
 }

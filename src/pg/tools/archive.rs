@@ -127,9 +127,9 @@ pub(crate) async fn restore_entries(
 /// Reads three sized parts from stdin — a `pg_restore --use-list` list, the
 /// SQL before the entries and the SQL after them — then pipes the head,
 /// pg_restore's SQL of the archive (the rest of stdin) and the tail into
-/// psql (its arguments are the script's). If pg_restore fails the tail is
-/// never sent, so psql ends inside the open transaction and nothing is
-/// committed; the script then fails too.
+/// psql (its arguments are the script's). Unless pg_restore and the tail
+/// both went through, the tail's `COMMIT` was never sent: psql ends inside
+/// the open transaction, nothing is committed, and the script fails.
 pub(crate) const RESTORE_SH: &str = r#"set -eu
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
@@ -139,13 +139,11 @@ for part in list head tail; do
 done
 {
   cat "$dir/head"
-  if pg_restore --use-list="$dir/list" --file=-; then
-    cat "$dir/tail"
-  else
-    : > "$dir/failed"
+  if pg_restore --use-list="$dir/list" --file=- && cat "$dir/tail"; then
+    : > "$dir/sent"
   fi
 } | psql "$@"
-if [ -e "$dir/failed" ]; then
+if [ ! -e "$dir/sent" ]; then
   echo "pg_restore failed: nothing was committed" >&2
   exit 1
 fi
