@@ -1,8 +1,9 @@
 //! Reading a custom-format archive and turning it into SQL with the tools
 //! container: its table of contents (`pg_restore --list --verbose`), the SQL
-//! of chosen entries (`pg_restore --use-list`, written to a private temporary
-//! file) and feeding that SQL to psql between phantom-sync's own opening and
-//! closing statements.
+//! of chosen entries to read (`pg_restore --use-list`, written to a private
+//! temporary file), and a restore of chosen entries, their SQL piped into
+//! psql inside the container between phantom-sync's own opening and closing
+//! statements.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
