@@ -4,15 +4,15 @@
 //! the redacted record with snapshots/<scenario>.snap — the same snapshot for
 //! every major.
 
+mod common;
+use common::on_majors;
+
 use std::path::PathBuf;
 
 use phantom_sync::pg::sandbox::versions_from_env;
 use phantom_sync::testkit::matrix::run_scenario;
 use phantom_sync::testkit::scenario::{Scenario, load_all};
 use pretty_assertions::assert_eq;
-
-mod common;
-use common::on_majors;
 use rstest::rstest;
 
 /// Two majors at a time (with cargo's two test threads, four scenario runs
