@@ -1,10 +1,14 @@
 //! Files the tool writes and the clock it stamps them with: atomic writes
 //! (a reader never sees half a file, a crash never leaves one), private
 //! temporary folders that disappear when dropped — on success, error, panic
-//! or a cancelled task alike — and milliseconds since the Unix epoch.
+//! or a cancelled task alike — a file's SHA-256, and milliseconds since the
+//! Unix epoch.
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
+
+use sha2::{Digest, Sha256};
 
 use crate::{Error, Result};
 
@@ -37,6 +41,23 @@ pub fn utc_stamp(ms: u128) -> (String, String) {
         format!("{year:04}{month:02}{day:02}T{h:02}{m:02}{s:02}.{millis:03}Z"),
         format!("{year:04}-{month:02}-{day:02}T{h:02}:{m:02}:{s:02}.{millis:03}Z"),
     )
+}
+
+/// Size and SHA-256 (lower-case hex) of a file, read in chunks.
+pub fn sha256(path: &Path) -> Result<(u64, String)> {
+    let mut file = std::fs::File::open(path).map_err(Error::io("open", path))?;
+    let mut hasher = Sha256::new();
+    let mut buffer = vec![0u8; 256 * 1024];
+    let mut bytes = 0u64;
+    loop {
+        let n = file.read(&mut buffer).map_err(Error::io("read", path))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buffer[..n]);
+        bytes += n as u64;
+    }
+    Ok((bytes, format!("{:x}", hasher.finalize())))
 }
 
 /// Writes `text` to `path` through a temporary file in the same folder and a

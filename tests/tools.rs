@@ -530,6 +530,43 @@ async fn a_restore_whose_archive_is_cut_short_commits_nothing() -> TestResult {
     Ok(())
 }
 
+/// The dump's read-back lists the archive; listing the same content again,
+/// under any name, does not run pg_restore (a tools container that does not
+/// exist proves it), and any change to the content does.
+#[tokio::test]
+async fn an_archive_listed_once_is_not_listed_again_unless_it_changed() -> TestResult {
+    for major in versions_from_env()? {
+        on_project(major, "tools_listed", move |db, work| async move {
+            let tools = PgTools::for_database(&db);
+            let info = dump_project(&tools, &db.target(), &work).await?;
+            let copy = work.join("copy.pgcustom");
+            std::fs::copy(&info.path, &copy)?;
+            let absent = |major| PgTools::Exec {
+                container_id: "phantom-sync-test-no-such-container".into(),
+                major,
+            };
+            absent(major).check_archive(&copy).await?;
+            let other = if major == 14 { 15 } else { major - 1 };
+            let err = absent(other)
+                .check_archive(&copy)
+                .await
+                .expect_err("another major's pg_restore has not read it");
+            assert!(err.to_string().contains("no-such-container"), "{err}");
+            let mut bytes = std::fs::read(&copy)?;
+            bytes.push(0);
+            std::fs::write(&copy, &bytes)?;
+            let err = absent(major)
+                .check_archive(&copy)
+                .await
+                .expect_err("the changed archive is read anew");
+            assert!(err.to_string().contains("no-such-container"), "{err}");
+            Ok(())
+        })
+        .await?;
+    }
+    Ok(())
+}
+
 #[tokio::test]
 async fn restore_database_replaces_an_extension_installed_in_public() -> TestResult {
     for major in versions_from_env()? {

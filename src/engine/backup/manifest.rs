@@ -12,11 +12,9 @@
 //! one that holds files, so a rerun can never overwrite the pre-repair state.
 
 use std::collections::BTreeMap;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use sqlx::PgConnection;
 
 use crate::error::{Error, Result};
@@ -187,24 +185,10 @@ pub fn write(
     Ok(manifest)
 }
 
-/// Size and SHA-256 of a file, read in chunks.
+/// Size and SHA-256 of a file.
 pub fn digest(path: &Path) -> Result<FileDigest> {
-    let mut file = std::fs::File::open(path).map_err(Error::io("open", path))?;
-    let mut hasher = Sha256::new();
-    let mut buffer = vec![0u8; 256 * 1024];
-    let mut bytes = 0u64;
-    loop {
-        let n = file.read(&mut buffer).map_err(Error::io("read", path))?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buffer[..n]);
-        bytes += n as u64;
-    }
-    Ok(FileDigest {
-        bytes,
-        sha256: format!("{:x}", hasher.finalize()),
-    })
+    let (bytes, sha256) = crate::files::sha256(path)?;
+    Ok(FileDigest { bytes, sha256 })
 }
 
 fn rejected(dir: &Path, problem: String, hint: &str) -> Error {

@@ -1,9 +1,9 @@
 //! Reading a custom-format archive and turning it into SQL with the tools
-//! container: its table of contents (`pg_restore --list --verbose`), the SQL
-//! of chosen entries to read (`pg_restore --use-list`, written to a private
-//! temporary file), and a restore of chosen entries, their SQL piped into
-//! psql inside the container between phantom-sync's own opening and closing
-//! statements.
+//! container: its table of contents (`pg_restore --list --verbose`, read
+//! once per content in a process), the SQL of chosen entries to read
+//! (`pg_restore --use-list`, written to a private temporary file), and a
+//! restore of chosen entries, their SQL piped into psql inside the container
+//! between phantom-sync's own opening and closing statements.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -53,6 +53,24 @@ pub(crate) async fn list(tools: &PgTools, dump: &Path) -> Result<toc::Toc> {
             dump.display()
         )));
     }
+    let path = dump.to_path_buf();
+    let (_, sha256) = tokio::task::spawn_blocking(move || crate::files::sha256(&path))
+        .await
+        .map_err(|e| Error::Environment(e.to_string()))??;
+    list_known(tools, dump, &sha256).await
+}
+
+/// [`list`] of an archive whose SHA-256 is known (its writer computed it).
+/// A restore lists its archive, and so do the role scan before it and the
+/// dump's read-back: each listing is a `docker exec` that streams the whole
+/// archive. An archive already listed in this process by the same major's
+/// pg_restore is not listed again: the key is its content, so a file
+/// changed since then (cut short, swapped) is read anew.
+pub(crate) async fn list_known(tools: &PgTools, dump: &Path, sha256: &str) -> Result<toc::Toc> {
+    let key = (tools.major(), sha256.to_string());
+    if let Some(toc) = listed::get(&key) {
+        return Ok(toc);
+    }
     let call = Call {
         tool: "pg_restore",
         program: "pg_restore",
@@ -63,7 +81,62 @@ pub(crate) async fn list(tools: &PgTools, dump: &Path) -> Result<toc::Toc> {
         doing: format!("reading the table of contents of {}", dump.display()),
     };
     let listing = run::run(tools, call).await?;
-    toc::parse(&String::from_utf8_lossy(&listing.stdout))
+    let toc = toc::parse(&String::from_utf8_lossy(&listing.stdout))?;
+    listed::put(key, &toc);
+    Ok(toc)
+}
+
+/// The tables of contents this process has read, by pg_restore's major and
+/// the archive's SHA-256: the last [`listed::KEPT`], oldest first.
+mod listed {
+    use std::collections::VecDeque;
+    use std::sync::{Mutex, OnceLock};
+
+    use super::toc::Toc;
+
+    pub(super) type Key = (u8, String);
+
+    /// Enough for the archives one run handles (a backup, its safety
+    /// backup, the schema copies of the predictions).
+    pub(super) const KEPT: usize = 32;
+
+    #[derive(Default)]
+    pub(super) struct Listed(VecDeque<(Key, Toc)>);
+
+    impl Listed {
+        pub(super) fn get(&self, key: &Key) -> Option<Toc> {
+            self.0
+                .iter()
+                .find(|(k, _)| k == key)
+                .map(|(_, toc)| toc.clone())
+        }
+
+        pub(super) fn put(&mut self, key: Key, toc: &Toc) {
+            if self.0.iter().any(|(k, _)| *k == key) {
+                return;
+            }
+            if self.0.len() == KEPT {
+                self.0.pop_front();
+            }
+            self.0.push_back((key, toc.clone()));
+        }
+    }
+
+    fn memory() -> std::sync::MutexGuard<'static, Listed> {
+        static MEMORY: OnceLock<Mutex<Listed>> = OnceLock::new();
+        MEMORY
+            .get_or_init(Default::default)
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(super) fn get(key: &Key) -> Option<Toc> {
+        memory().get(key)
+    }
+
+    pub(super) fn put(key: Key, toc: &Toc) {
+        memory().put(key, toc);
+    }
 }
 
 /// The SQL that replays the entries `ids` of an archive (`pg_restore --use-list`), in a temporary file.
@@ -176,4 +249,38 @@ fn unique() -> u64 {
     use std::sync::atomic::{AtomicU64, Ordering};
     static NEXT: AtomicU64 = AtomicU64::new(1);
     NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::listed::{KEPT, Listed};
+    use super::toc::Toc;
+
+    fn toc(version: &str) -> Toc {
+        Toc {
+            server_version: Some(version.into()),
+            ..Toc::default()
+        }
+    }
+
+    #[test]
+    fn a_listing_is_kept_by_major_and_content() {
+        let mut listed = Listed::default();
+        listed.put((17, "abc".into()), &toc("17.10"));
+        assert_eq!(listed.get(&(17, "abc".into())), Some(toc("17.10")));
+        assert_eq!(listed.get(&(16, "abc".into())), None, "another major");
+        assert_eq!(listed.get(&(17, "abd".into())), None, "other content");
+    }
+
+    #[test]
+    fn only_the_latest_listings_are_kept() {
+        let mut listed = Listed::default();
+        let key = |i: usize| (14, format!("sha-{i}"));
+        for i in 0..=KEPT {
+            listed.put(key(i), &toc(&i.to_string()));
+        }
+        assert_eq!(listed.get(&key(0)), None, "the oldest made way");
+        assert_eq!(listed.get(&key(1)), Some(toc("1")));
+        assert_eq!(listed.get(&key(KEPT)), Some(toc(&KEPT.to_string())));
+    }
 }

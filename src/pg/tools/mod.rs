@@ -194,7 +194,7 @@ impl PgTools {
             doing: format!("dumping {target} to {}", partial.display()),
         };
         let written = run::run(self, call).await?;
-        let major = archive::list(self, partial)
+        let major = archive::list_known(self, partial, &written.sha256)
             .await?
             .server_major()
             .ok_or_else(|| {
