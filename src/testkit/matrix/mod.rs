@@ -115,7 +115,14 @@ async fn run_on(
         before.ledger.to_table()
     );
 
-    let (inspection, plan) = make_plan(&target, &tools, &options).await?;
+    let mut procedure = Runner::new(scenario, &target, &tools, &options, db);
+    let (outcome, reason) = procedure.run(&before, &mut violations).await?;
+    // The diagnosis and the plan are those of the procedure's first run,
+    // made before it touched anything (as `phantom-sync plan` would show).
+    let (inspection, plan) = procedure
+        .first
+        .take()
+        .ok_or_else(|| Error::Invalid(format!("{}: the procedure never planned", scenario.name)))?;
     for (label, versions) in scenario.expect.statuses.listed() {
         let found: Vec<String> = inspection
             .diagnosis
@@ -137,8 +144,6 @@ async fn run_on(
         report::plan_markdown(&plan, false)
     );
 
-    let mut procedure = Runner::new(scenario, &target, &tools, &options, db);
-    let (outcome, reason) = procedure.run(&before, &mut violations).await?;
     let _ = writeln!(
         out,
         "## Outcome\n\n{outcome:?}{}\n",

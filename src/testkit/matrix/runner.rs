@@ -9,8 +9,10 @@ use sqlx::Connection;
 
 use super::State;
 use crate::engine::execute::Faults;
+use crate::engine::inspect::Inspection;
 use crate::engine::outcome::RunOutcome;
-use crate::engine::repair::{RepairOptions, make_plan, repair};
+use crate::engine::plan::Plan;
+use crate::engine::repair::{RepairOptions, Stopped, make_plan, repair};
 use crate::engine::rollback::{Procedure, rollback};
 use crate::pg::sandbox::Database;
 use crate::pg::tools::PgTools;
@@ -50,6 +52,9 @@ pub(super) struct Runner<'a> {
     pub(super) unbacked: bool,
     /// The scenario's lock is held for the first run only (the retry must succeed).
     lock_released: bool,
+    /// What the procedure's first run found and planned, before it touched
+    /// anything: the scenario's diagnosis and plan.
+    pub(super) first: Option<(Inspection, Plan)>,
 }
 
 impl<'a> Runner<'a> {
@@ -71,6 +76,7 @@ impl<'a> Runner<'a> {
             repair_ms: 0,
             unbacked: false,
             lock_released: false,
+            first: None,
         }
     }
 
@@ -82,7 +88,8 @@ impl<'a> Runner<'a> {
         let p = &self.scenario.procedure;
         match p.run {
             Run::PlanOnly => {
-                let (_, plan) = make_plan(self.target, self.tools, self.options).await?;
+                let (inspection, plan) = make_plan(self.target, self.tools, self.options).await?;
+                self.first = Some((inspection, plan.clone()));
                 let reasons: Vec<String> = plan.refusals.iter().map(|r| r.reason.clone()).collect();
                 Ok(if plan.is_runnable() {
                     (
@@ -154,11 +161,26 @@ impl<'a> Runner<'a> {
         let (journal, result) = match outcome {
             Ok(done) => {
                 let outcome = done.outcome();
+                self.first.get_or_insert((done.inspection, done.plan));
                 (done.journal, (outcome, None))
             }
             Err(stopped) => {
                 let result = (stopped.outcome(), Some(stopped.reason()));
-                (stopped.failure.journal, result)
+                let Stopped {
+                    inspection,
+                    plan,
+                    failure,
+                } = *stopped;
+                match (inspection, plan) {
+                    (Some(inspection), Some(plan)) => {
+                        self.first.get_or_insert((inspection, plan));
+                    }
+                    // The first run could not even plan: the scenario has
+                    // no diagnosis to show, which is an error of its own.
+                    _ if self.first.is_none() => return Err(failure.error),
+                    _ => {}
+                }
+                (failure.journal, result)
             }
         };
         if result.0 == RunOutcome::Repaired
