@@ -41,6 +41,15 @@ runbook-shot: browser
 		$(CARGO) run --quiet --bin phantom-sync -- rehearse --quiet --out $(REHEARSAL); }
 	@$(CARGO) run --quiet --example runbook_shot -- $(REHEARSAL)
 
+# Every integration test target: tests/*.rs and each tests/<name>/main.rs.
+TEST_TARGETS := $(sort $(basename $(notdir $(wildcard tests/*.rs))) \
+	$(patsubst tests/%/main.rs,%,$(wildcard tests/*/main.rs)))
+# Targets that run beside the rest of the suite, their output shown after it:
+# image_build spends its minute mostly waiting on Debian's mirror and on
+# docker build, with a core to spare.
+BESIDE := image_build
+BESIDE_LOG := $(or $(CARGO_TARGET_DIR),target)/tests-beside.log
+
 # The images and Chromium are made while the test targets compile: the
 # compile keeps both cores busy, the other two mostly wait on the network
 # and the disk. The images come from the binary itself (`cargo run` would
@@ -54,7 +63,11 @@ test: tools
 	wait $$images || { echo "error: building the PostgreSQL images failed (see above)"; status=1; }; \
 	wait $$browser || { echo "error: installing Chromium failed (see above)"; status=1; }; \
 	[ $$status = 0 ] || exit $$status; \
-	$(CARGO) test --all-targets --no-fail-fast || status=$$?; \
+	$(CARGO) test --no-fail-fast $(addprefix --test ,$(BESIDE)) > $(BESIDE_LOG) 2>&1 & beside=$$!; \
+	$(CARGO) test --lib --bins --examples $(addprefix --test ,$(filter-out $(BESIDE),$(TEST_TARGETS))) \
+		--no-fail-fast || status=$$?; \
+	wait $$beside || status=1; \
+	echo "--- tests run beside the others: $(BESIDE)"; cat $(BESIDE_LOG); \
 	$(MAKE) --no-print-directory sweep; \
 	exit $$status
 
