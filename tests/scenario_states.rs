@@ -3,6 +3,7 @@
 
 use std::path::Path;
 
+use phantom_sync::engine::backup::DataSnapshot;
 use phantom_sync::pg::sandbox::Database;
 use phantom_sync::source::ledger::Ledger;
 use phantom_sync::source::project::Project;
@@ -347,5 +348,109 @@ async fn every_scenario_state_builds_with_the_ledger_it_names() -> TestResult {
         db.drop_database().await?;
         result.map_err(|e| e.context(format!("scenario {}", scenario.name)))?;
     }
+    Ok(())
+}
+
+/// Builds `scenario`'s state on a fresh database and returns every table's
+/// count and checksum, or the build's error.
+async fn built_data(scenario: &Scenario, label: &str) -> anyhow::Result<DataSnapshot> {
+    let project = scenario.project()?;
+    let db = Database::fresh(17, label).await?;
+    let result = async {
+        let mut conn = db.connect().await?;
+        build_state(scenario, &project, &mut conn).await?;
+        let tables: Vec<String> = sqlx::query_scalar(
+            "SELECT format('%s.%s', schemaname, relname) FROM pg_stat_user_tables ORDER BY 1",
+        )
+        .fetch_all(&mut conn)
+        .await?;
+        Ok(DataSnapshot::capture(&mut conn, &tables).await?)
+    }
+    .await;
+    db.drop_database().await?;
+    result
+}
+
+/// `large-tables` at 5,000 collections, loaded in bulk and row by row.
+fn large_tables(bulk: bool) -> anyhow::Result<Scenario> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/large-tables.toml");
+    let mut scenario = Scenario::load(&path)?;
+    scenario
+        .state
+        .data_scale
+        .insert("fixture.collections".into(), 5000);
+    scenario.state.data_bulk = bulk;
+    Ok(scenario)
+}
+
+#[tokio::test]
+async fn a_bulk_load_leaves_the_rows_a_row_by_row_load_leaves() -> TestResult {
+    let bulk = built_data(&large_tables(true)?, "bulk").await?;
+    let by_row = built_data(&large_tables(false)?, "by-row").await?;
+    assert_eq!(
+        bulk.tables.get("public.collections").map(|t| t.rows),
+        Some(5000)
+    );
+    assert_eq!(bulk, by_row);
+    Ok(())
+}
+
+/// A scenario folder in a temporary directory: the prompt-manager fixture
+/// with `data.sql` holding `data`, and `scenario.toml` whose `[state]` adds
+/// `extra` to the plan's four applied migrations and the data script.
+fn scratch_scenario(data: &str, extra: &str) -> anyhow::Result<(tempfile::TempDir, Scenario)> {
+    let dir = tempfile::tempdir()?;
+    let status = std::process::Command::new("cp")
+        .arg("-r")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/prompt-manager"))
+        .arg(dir.path())
+        .status()?;
+    anyhow::ensure!(status.success(), "copying the fixture failed");
+    std::fs::write(dir.path().join("prompt-manager/data.sql"), data)?;
+    let toml = format!(
+        "description = \"bulk load check\"\nfixture = \"prompt-manager\"\n\n[state]\n\
+         applied = [\"{V1}\", \"{V2}\", \"{V3}\", \"{V4}\"]\ndata = \"data.sql\"\n{extra}\n\n\
+         [procedure]\nrun = \"repair\"\n\n[expect]\noutcome = \"repaired\"\n"
+    );
+    let path = dir.path().join("scenario.toml");
+    std::fs::write(&path, toml)?;
+    let scenario = Scenario::load(&path)?;
+    Ok((dir, scenario))
+}
+
+#[tokio::test]
+async fn a_bulk_load_names_the_foreign_key_its_rows_break() -> TestResult {
+    let orphan =
+        "insert into public.collections (user_id, name) values (md5('nobody')::uuid, 'orphan');";
+    let (_dir, scenario) = scratch_scenario(orphan, "data_bulk = true")?;
+    let err = built_data(&scenario, "bulk-orphan")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("state.data_bulk"), "{err}");
+    assert!(
+        err.contains("public.collections")
+            && err.contains("collections_user_id_fkey")
+            && err.contains("auth.users"),
+        "{err}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_bulk_load_is_refused_where_an_insert_trigger_would_not_fire() -> TestResult {
+    let environment = "environment = [\"create function public.stamp() returns trigger language plpgsql as $$ begin return new; end $$\", \
+         \"create trigger stamp_users before insert on auth.users for each row execute function public.stamp()\"]\n\
+         data_bulk = true";
+    let (_dir, scenario) = scratch_scenario("select 1;", environment)?;
+    let err = built_data(&scenario, "bulk-trigger")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("state.data_bulk"), "{err}");
+    assert!(
+        err.contains("auth.users") && err.contains("stamp_users"),
+        "{err}"
+    );
     Ok(())
 }

@@ -9,7 +9,7 @@
 use sqlx::postgres::PgConnection;
 use sqlx::{AssertSqlSafe, Connection};
 
-use super::{Origin, Ran, Scenario, State, validate};
+use super::{Origin, Ran, Scenario, State, bulk, validate};
 use crate::error::{Error, Result};
 use crate::pg::sql::{quote_literal, sql_state};
 use crate::source::ledger::{self, Ledger};
@@ -398,7 +398,9 @@ async fn remote_only(conn: &mut PgConnection, scenario: &Scenario) -> Result<()>
     Ok(())
 }
 
-/// Runs the data script with the `data_scale` session settings, in one transaction.
+/// Runs the data script with the `data_scale` session settings, in one
+/// transaction; with `data_bulk`, as a bulk load whose foreign keys are
+/// checked once at the end.
 async fn run_data(conn: &mut PgConnection, scenario: &Scenario) -> Result<()> {
     let Some(path) = scenario.data_path() else {
         return Ok(());
@@ -419,6 +421,9 @@ async fn run_data(conn: &mut PgConnection, scenario: &Scenario) -> Result<()> {
                 scenario.path.display()
             )))?;
     }
+    if scenario.state.data_bulk {
+        bulk::begin(&mut tx, scenario).await?;
+    }
     sqlx::raw_sql(AssertSqlSafe(sql))
         .execute(&mut *tx)
         .await
@@ -427,6 +432,9 @@ async fn run_data(conn: &mut PgConnection, scenario: &Scenario) -> Result<()> {
             scenario.path.display(),
             path.display()
         )))?;
+    if scenario.state.data_bulk {
+        bulk::end(&mut tx, scenario).await?;
+    }
     tx.commit()
         .await
         .map_err(Error::db("committing the data script"))

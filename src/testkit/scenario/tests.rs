@@ -320,6 +320,10 @@ fn combinations_that_make_no_sense_are_rejected() {
             GOOD.replace("run = \"repair-twice\"", "run = \"rollback-ledger\""),
             "procedure.mistake: missing",
         ),
+        (
+            GOOD.replace("drift = [", "data_bulk = true\ndrift = ["),
+            "state.data_bulk: given without state.data",
+        ),
     ];
     for (index, (text, expected)) in cases.iter().enumerate() {
         let message = error_text(Scenario::load(
@@ -375,6 +379,7 @@ fn every_scenario_file_in_the_repository_is_valid() {
         large.state.data_scale.get("fixture.collections"),
         Some(&1_000_000)
     );
+    assert!(large.state.data_bulk);
 }
 
 #[test]

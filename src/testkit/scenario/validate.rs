@@ -14,7 +14,12 @@ use crate::Result;
 use crate::error::Error;
 
 /// `Error::Invalid("<file>: <field>: <problem> (hint: <hint>)")`.
-fn invalid(scenario: &Scenario, field: &str, problem: impl Display, hint: &str) -> Error {
+pub(super) fn invalid(
+    scenario: &Scenario,
+    field: &str,
+    problem: impl Display,
+    hint: &str,
+) -> Error {
     Error::Invalid(format!(
         "{}: {field}: {problem} (hint: {hint})",
         scenario.path.display()
@@ -111,11 +116,13 @@ fn state_fields(scenario: &Scenario) -> Result<()> {
 
 fn data_fields(scenario: &Scenario, state: &State) -> Result<()> {
     let Some(file) = &state.data else {
-        if state.data_after.is_some() || !state.data_scale.is_empty() {
+        if state.data_after.is_some() || !state.data_scale.is_empty() || state.data_bulk {
             let field = if state.data_after.is_some() {
                 "state.data_after"
-            } else {
+            } else if !state.data_scale.is_empty() {
                 "state.data_scale"
+            } else {
+                "state.data_bulk"
             };
             return Err(invalid(
                 scenario,
