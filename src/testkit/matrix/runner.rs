@@ -336,10 +336,13 @@ impl<'a> Runner<'a> {
 
     /// The application's writers: `writers` sessions at once, together
     /// running `insert` exactly `rows` times, each in its own transaction.
-    /// Each writes half its share at once (during planning and Phase 1),
-    /// then waits for Phase 1's manifest in `backup_dir` and writes the rest
-    /// while Phases 2–4 run (or at once if the repair ended before). Says
-    /// whether any write came after Phase 1.
+    /// Each writes during planning and Phase 1 until Phase 1's manifest
+    /// appears in `backup_dir` or half its share is written, then waits for
+    /// the manifest (or the repair's end) and writes the rest while Phases
+    /// 2–4 run. Looking for the manifest before every insert, rather than
+    /// after a fixed half, keeps writes inside Phases 2–4 on a loaded
+    /// machine, where a writer's first half could outlast the whole repair.
+    /// Says whether any write came after Phase 1, before the repair ended.
     fn concurrent_writes(
         &self,
         backup_dir: &std::path::Path,
@@ -358,8 +361,9 @@ impl<'a> Runner<'a> {
                 tasks.spawn(async move {
                     let mut conn = target.connect().await?;
                     let mut after_backup = false;
+                    let mut switched = false;
                     for i in 0..share {
-                        if i == share / 2 {
+                        if !switched && (i >= share / 2 || manifest.exists()) {
                             while !manifest.exists()
                                 && !finished.load(std::sync::atomic::Ordering::SeqCst)
                             {
@@ -367,6 +371,7 @@ impl<'a> Runner<'a> {
                             }
                             after_backup = manifest.exists()
                                 && !finished.load(std::sync::atomic::Ordering::SeqCst);
+                            switched = true;
                         }
                         sqlx::raw_sql(sqlx::AssertSqlSafe(insert.clone()))
                             .execute(&mut conn)
