@@ -49,6 +49,9 @@ TEST_TARGETS := $(sort $(basename $(notdir $(wildcard tests/*.rs))) \
 # busy and the other targets about 70 % (sampled from /proc/stat, one target
 # at a time): side by side they fill each other's idle time. image_build
 # spends its minute mostly waiting on Debian's mirror and on docker build.
+# Each lane is a process group of its own (setsid): a recipe's shell starts
+# background jobs with SIGINT ignored, so on Ctrl-C or SIGTERM its trap ends
+# the lanes' groups, waits for them and sweeps their containers.
 BESIDE := scenarios image_build
 BESIDE_LOG = $(or $(CARGO_TARGET_DIR),target)/tests-beside-$(1).log
 
@@ -66,10 +69,11 @@ test: tools
 	wait $$browser || { echo "error: installing Chromium failed (see above)"; status=1; }; \
 	[ $$status = 0 ] || exit $$status; \
 	beside=""; \
-	$(foreach t,$(BESIDE),$(CARGO) test --no-fail-fast --test $(t) > $(call BESIDE_LOG,$(t)) 2>&1 & beside="$$beside $$!"; ) \
+	trap 'for p in $$beside; do kill -TERM -$$p 2>/dev/null; done; wait; sleep 2; $(MAKE) --no-print-directory sweep; exit 130' INT TERM; \
+	$(foreach t,$(BESIDE),setsid $(CARGO) test --no-fail-fast --test $(t) > $(call BESIDE_LOG,$(t)) 2>&1 & beside="$$beside $$!"; ) \
 	$(CARGO) test --lib --bins --examples $(addprefix --test ,$(filter-out $(BESIDE),$(TEST_TARGETS))) \
 		--no-fail-fast || status=$$?; \
-	for pid in $$beside; do wait $$pid || status=1; done; \
+	for pid in $$beside; do wait $$pid || { echo "error: a lane beside the others failed (its output follows)"; status=1; }; done; \
 	$(foreach t,$(BESIDE),echo "--- run beside the others: tests/$(t)"; cat $(call BESIDE_LOG,$(t)); ) \
 	$(MAKE) --no-print-directory sweep; \
 	exit $$status

@@ -429,9 +429,9 @@ async fn a_bulk_load_names_the_foreign_key_its_rows_break() -> TestResult {
         .to_string();
     assert!(err.contains("state.data_bulk"), "{err}");
     assert!(
-        err.contains("public.collections")
-            && err.contains("collections_user_id_fkey")
-            && err.contains("auth.users"),
+        err.contains(
+            "left rows in public.collections that break its foreign key collections_user_id_fkey to auth.users"
+        ),
         "{err}"
     );
     Ok(())
@@ -450,6 +450,65 @@ async fn a_bulk_load_is_refused_where_an_insert_trigger_would_not_fire() -> Test
     assert!(err.contains("state.data_bulk"), "{err}");
     assert!(
         err.contains("auth.users") && err.contains("stamp_users"),
+        "{err}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_bulk_load_is_refused_where_the_script_makes_an_insert_trigger() -> TestResult {
+    let script = "create function public.stamp() returns trigger language plpgsql as $$ begin return new; end $$; \
+                  create trigger stamp_users before insert on auth.users for each row execute function public.stamp();";
+    let (_dir, scenario) = scratch_scenario(script, "data_bulk = true")?;
+    let err = built_data(&scenario, "bulk-own-trigger")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("state.data_bulk"), "{err}");
+    assert!(
+        err.contains("auth.users") && err.contains("stamp_users"),
+        "{err}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_bulk_load_is_refused_where_the_script_updates_rows() -> TestResult {
+    let script = "insert into auth.users (id, email) values (md5('u')::uuid, 'u@example.com'); \
+                  insert into public.collections (user_id, name) values (md5('u')::uuid, 'one'); \
+                  update public.collections set name = 'two';";
+    let (_dir, scenario) = scratch_scenario(script, "data_bulk = true")?;
+    let err = built_data(&scenario, "bulk-update")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("state.data_bulk"), "{err}");
+    assert!(
+        err.contains("updated or deleted rows of public.collections"),
+        "{err}"
+    );
+    // The same script row by row builds: the refusal is the bulk load's.
+    let (_dir, by_row) = scratch_scenario(script, "")?;
+    let data = built_data(&by_row, "by-row-update").await?;
+    assert_eq!(
+        data.tables.get("public.collections").map(|t| t.rows),
+        Some(1)
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_bulk_load_is_refused_where_a_foreign_key_is_not_valid() -> TestResult {
+    let environment = "environment = [\"create table public.pets (id int primary key, owner uuid)\", \
+         \"alter table public.pets add constraint pets_owner_fkey foreign key (owner) references auth.users (id) not valid\"]\n\
+         data_bulk = true";
+    let (_dir, scenario) = scratch_scenario("select 1;", environment)?;
+    let err = built_data(&scenario, "bulk-not-valid")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("state.data_bulk: public.pets has the foreign key pets_owner_fkey NOT VALID"),
         "{err}"
     );
     Ok(())
