@@ -418,98 +418,73 @@ fn scratch_scenario(data: &str, extra: &str) -> anyhow::Result<(tempfile::TempDi
     Ok((dir, scenario))
 }
 
+const STAMP: &str = "create function public.stamp() returns trigger language plpgsql as $$ begin return new; end $$";
+const STAMP_USERS: &str = "create trigger stamp_users before insert on auth.users for each row execute function public.stamp()";
+const UPDATES: &str = "insert into auth.users (id, email) values (md5('u')::uuid, 'u@example.com'); \
+     insert into public.collections (user_id, name) values (md5('u')::uuid, 'one'); \
+     update public.collections set name = 'two';";
+
+/// Each case: its data script, the `[state]` lines it adds, and what the
+/// refusal must say after `state.data_bulk: `.
 #[tokio::test]
-async fn a_bulk_load_names_the_foreign_key_its_rows_break() -> TestResult {
-    let orphan =
-        "insert into public.collections (user_id, name) values (md5('nobody')::uuid, 'orphan');";
-    let (_dir, scenario) = scratch_scenario(orphan, "data_bulk = true")?;
-    let err = built_data(&scenario, "bulk-orphan")
-        .await
-        .unwrap_err()
-        .to_string();
-    assert!(err.contains("state.data_bulk"), "{err}");
-    assert!(
-        err.contains(
-            "left rows in public.collections that break its foreign key collections_user_id_fkey to auth.users"
+async fn a_bulk_load_refuses_what_it_cannot_stand_in_for() -> TestResult {
+    let cases = [
+        (
+            "bulk-orphan",
+            "insert into public.collections (user_id, name) values (md5('nobody')::uuid, 'orphan');"
+                .to_string(),
+            String::new(),
+            "the data script left rows in public.collections that break its foreign key collections_user_id_fkey to auth.users",
         ),
-        "{err}"
-    );
+        (
+            "bulk-trigger",
+            "select 1;".to_string(),
+            format!("environment = [{STAMP:?}, {STAMP_USERS:?}]"),
+            "auth.users has the insert trigger stamp_users, which does not fire in a bulk load",
+        ),
+        (
+            "bulk-own-trigger",
+            format!("{STAMP}; {STAMP_USERS};"),
+            String::new(),
+            "auth.users has the insert trigger stamp_users, which does not fire in a bulk load",
+        ),
+        (
+            "bulk-update",
+            UPDATES.to_string(),
+            String::new(),
+            "the data script updated or deleted rows of public.collections",
+        ),
+        (
+            "bulk-not-valid",
+            "select 1;".to_string(),
+            "environment = [\"create table public.pets (id int primary key, owner uuid)\", \
+             \"alter table public.pets add constraint pets_owner_fkey foreign key (owner) references auth.users (id) not valid\"]"
+                .to_string(),
+            "public.pets has the foreign key pets_owner_fkey NOT VALID, which checks new rows only",
+        ),
+    ];
+    for (label, script, state, expected) in cases {
+        let (_dir, scenario) = scratch_scenario(&script, &format!("{state}\ndata_bulk = true"))?;
+        let err = built_data(&scenario, label)
+            .await
+            .err()
+            .ok_or_else(|| anyhow::anyhow!("{label}: the bulk load was not refused"))?
+            .to_string();
+        assert!(
+            err.contains(&format!("state.data_bulk: {expected}")),
+            "{label}: {err}"
+        );
+    }
     Ok(())
 }
 
 #[tokio::test]
-async fn a_bulk_load_is_refused_where_an_insert_trigger_would_not_fire() -> TestResult {
-    let environment = "environment = [\"create function public.stamp() returns trigger language plpgsql as $$ begin return new; end $$\", \
-         \"create trigger stamp_users before insert on auth.users for each row execute function public.stamp()\"]\n\
-         data_bulk = true";
-    let (_dir, scenario) = scratch_scenario("select 1;", environment)?;
-    let err = built_data(&scenario, "bulk-trigger")
-        .await
-        .unwrap_err()
-        .to_string();
-    assert!(err.contains("state.data_bulk"), "{err}");
-    assert!(
-        err.contains("auth.users") && err.contains("stamp_users"),
-        "{err}"
-    );
-    Ok(())
-}
-
-#[tokio::test]
-async fn a_bulk_load_is_refused_where_the_script_makes_an_insert_trigger() -> TestResult {
-    let script = "create function public.stamp() returns trigger language plpgsql as $$ begin return new; end $$; \
-                  create trigger stamp_users before insert on auth.users for each row execute function public.stamp();";
-    let (_dir, scenario) = scratch_scenario(script, "data_bulk = true")?;
-    let err = built_data(&scenario, "bulk-own-trigger")
-        .await
-        .unwrap_err()
-        .to_string();
-    assert!(err.contains("state.data_bulk"), "{err}");
-    assert!(
-        err.contains("auth.users") && err.contains("stamp_users"),
-        "{err}"
-    );
-    Ok(())
-}
-
-#[tokio::test]
-async fn a_bulk_load_is_refused_where_the_script_updates_rows() -> TestResult {
-    let script = "insert into auth.users (id, email) values (md5('u')::uuid, 'u@example.com'); \
-                  insert into public.collections (user_id, name) values (md5('u')::uuid, 'one'); \
-                  update public.collections set name = 'two';";
-    let (_dir, scenario) = scratch_scenario(script, "data_bulk = true")?;
-    let err = built_data(&scenario, "bulk-update")
-        .await
-        .unwrap_err()
-        .to_string();
-    assert!(err.contains("state.data_bulk"), "{err}");
-    assert!(
-        err.contains("updated or deleted rows of public.collections"),
-        "{err}"
-    );
-    // The same script row by row builds: the refusal is the bulk load's.
-    let (_dir, by_row) = scratch_scenario(script, "")?;
-    let data = built_data(&by_row, "by-row-update").await?;
+async fn a_script_refused_in_bulk_for_its_updates_builds_row_by_row() -> TestResult {
+    let (_dir, scenario) = scratch_scenario(UPDATES, "")?;
+    let data = built_data(&scenario, "by-row-update").await?;
     assert_eq!(
         data.tables.get("public.collections").map(|t| t.rows),
         Some(1)
-    );
-    Ok(())
-}
-
-#[tokio::test]
-async fn a_bulk_load_is_refused_where_a_foreign_key_is_not_valid() -> TestResult {
-    let environment = "environment = [\"create table public.pets (id int primary key, owner uuid)\", \
-         \"alter table public.pets add constraint pets_owner_fkey foreign key (owner) references auth.users (id) not valid\"]\n\
-         data_bulk = true";
-    let (_dir, scenario) = scratch_scenario("select 1;", environment)?;
-    let err = built_data(&scenario, "bulk-not-valid")
-        .await
-        .unwrap_err()
-        .to_string();
-    assert!(
-        err.contains("state.data_bulk: public.pets has the foreign key pets_owner_fkey NOT VALID"),
-        "{err}"
     );
     Ok(())
 }
