@@ -30,12 +30,20 @@ where
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("scenarios")
         .join(format!("{name}.toml"));
-    let scenario = Scenario::load(&path)?;
+    with_scenario(&Scenario::load(&path)?, name, check).await
+}
+
+/// Builds `scenario`'s state on a fresh database named after `label`, and
+/// hands a new session to `check`; the database is dropped afterwards.
+async fn with_scenario<F, T>(scenario: &Scenario, label: &str, check: F) -> anyhow::Result<T>
+where
+    F: AsyncFnOnce(&mut PgConnection, &Project) -> anyhow::Result<T>,
+{
     let project = scenario.project()?;
-    let db = Database::fresh(17, name).await?;
+    let db = Database::fresh(17, label).await?;
     let result = async {
         let mut conn = db.connect().await?;
-        build_state(&scenario, &project, &mut conn).await?;
+        build_state(scenario, &project, &mut conn).await?;
         drop(conn);
         // A new session sees only what was committed.
         let mut conn = db.connect().await?;
@@ -354,21 +362,15 @@ async fn every_scenario_state_builds_with_the_ledger_it_names() -> TestResult {
 /// Builds `scenario`'s state on a fresh database and returns every table's
 /// count and checksum, or the build's error.
 async fn built_data(scenario: &Scenario, label: &str) -> anyhow::Result<DataSnapshot> {
-    let project = scenario.project()?;
-    let db = Database::fresh(17, label).await?;
-    let result = async {
-        let mut conn = db.connect().await?;
-        build_state(scenario, &project, &mut conn).await?;
+    with_scenario(scenario, label, async |conn, _| {
         let tables: Vec<String> = sqlx::query_scalar(
             "SELECT format('%s.%s', schemaname, relname) FROM pg_stat_user_tables ORDER BY 1",
         )
-        .fetch_all(&mut conn)
+        .fetch_all(&mut *conn)
         .await?;
-        Ok(DataSnapshot::capture(&mut conn, &tables).await?)
-    }
-    .await;
-    db.drop_database().await?;
-    result
+        Ok(DataSnapshot::capture(conn, &tables).await?)
+    })
+    .await
 }
 
 /// `large-tables` at 5,000 collections, loaded in bulk and row by row.
