@@ -600,3 +600,64 @@ async fn restore_database_replaces_an_extension_installed_in_public() -> TestRes
     }
     Ok(())
 }
+
+/// `pg_restore --list` of an archive, in the server's container, without
+/// the header's comment lines (they hold the dump's time).
+fn toc_entries(db: &Database, archive: &Path) -> anyhow::Result<Vec<String>> {
+    let out = std::process::Command::new("docker")
+        .args([
+            "exec",
+            "-i",
+            &db.server().container_id,
+            "pg_restore",
+            "--list",
+        ])
+        .stdin(std::fs::File::open(archive)?)
+        .output()?;
+    anyhow::ensure!(out.status.success(), "{out:?}");
+    Ok(String::from_utf8(out.stdout)?
+        .lines()
+        .filter(|l| !l.starts_with(';') && !l.trim().is_empty())
+        .map(String::from)
+        .collect())
+}
+
+#[tokio::test]
+async fn the_programs_on_the_host_are_the_containers_own_and_dump_alike() -> TestResult {
+    for major in versions_from_env()? {
+        on_project(major, "tools_host", move |db, work| async move {
+            let host = PgTools::for_database(&db);
+            let PgTools::Host { bin, .. } = &host else {
+                anyhow::bail!("PostgreSQL {major}: an image phantom-sync built runs its programs on the host, got {host:?}");
+            };
+            let version = |mut cmd: std::process::Command| -> anyhow::Result<String> {
+                let out = cmd.arg("--version").output()?;
+                anyhow::ensure!(out.status.success(), "{out:?}");
+                Ok(String::from_utf8(out.stdout)?)
+            };
+            let on_host = version(std::process::Command::new(bin.join("pg_dump")))?;
+            let mut exec = std::process::Command::new("docker");
+            exec.args(["exec", &db.server().container_id, "pg_dump"]);
+            assert_eq!(on_host, version(exec)?, "PostgreSQL {major}");
+            assert!(on_host.contains(&format!(" {major}.")), "{on_host}");
+
+            let in_container = PgTools::Exec {
+                container_id: db.server().container_id.clone(),
+                major,
+            };
+            let scope = phantom_sync::engine::backup::dump_scope();
+            let target = db.target();
+            let from_host = host.dump(&target, &work.join("host.dump"), &scope).await?;
+            let from_container = in_container
+                .dump(&target, &work.join("container.dump"), &scope)
+                .await?;
+            assert_eq!(from_host.major, from_container.major);
+            let entries = toc_entries(&db, &from_host.path)?;
+            assert!(entries.iter().any(|e| e.contains("TABLE DATA public members")), "{entries:?}");
+            assert_eq!(entries, toc_entries(&db, &from_container.path)?, "PostgreSQL {major}");
+            Ok(())
+        })
+        .await?;
+    }
+    Ok(())
+}

@@ -1,9 +1,11 @@
 //! Ephemeral PostgreSQL 14–18 for tests and rehearsals: image resolution and
 //! local builds ([`image`]), containers started through Testcontainers
-//! ([`server`]) and per-scenario databases cloned from a template that holds
+//! ([`server`]), the image's own client programs copied out to the host
+//! (`clients`) and per-scenario databases cloned from a template that holds
 //! the Supabase shim ([`database`]).
 
 mod admin;
+mod clients;
 pub mod database;
 pub mod image;
 pub mod server;

@@ -65,6 +65,9 @@ pub struct PgServer {
     /// `None`: the published port (Docker Desktop on macOS, for one, does
     /// not route to the bridge).
     pub direct: Option<String>,
+    /// The folder of the image's own client programs copied out to this
+    /// host, or `None`: they run in the container (`docker exec`).
+    pub clients: Option<std::path::PathBuf>,
 }
 
 /// Options for starting a server.
@@ -194,6 +197,7 @@ impl PgServer {
             .await
             .ok()
             .flatten();
+        let clients = super::clients::on_host(&image).await;
         let server = PgServer {
             major,
             image,
@@ -201,6 +205,7 @@ impl PgServer {
             host: "127.0.0.1".into(),
             port,
             direct,
+            clients,
         };
         Ok((server, handle))
     }

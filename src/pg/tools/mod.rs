@@ -1,7 +1,9 @@
 //! PostgreSQL's client programs — `pg_dump`, `pg_restore`, `psql` — of the
 //! server's own major, never the host's: a dump taken by an older pg_dump is
-//! refused by the server, and one taken by a newer one may not restore. They
-//! run inside the harness container that serves the target (`docker exec`) or
+//! refused by the server, and one taken by a newer one may not restore. For a
+//! harness database they are the harness image's own build, copied out to the
+//! host and run as plain processes (or, where that build cannot run here,
+//! inside its container through `docker exec`); for any other target they run
 //! in a throw-away container of the right major's image (`docker run --rm
 //! --network host`). This module takes the backup of Phase 1 of the plan
 //! ([`PgTools::dump`]) and brings it back in the rollback procedures: whole
@@ -27,11 +29,21 @@ use crate::pg::sandbox::Database;
 use crate::pg::target::Target;
 use crate::{Error, Result};
 
-/// Where PostgreSQL's client programs run: inside the harness container that
-/// serves the target (`docker exec`, fast), or in a throw-away container of
-/// the right major's image (`docker run --rm --network host`).
+/// Where PostgreSQL's client programs run: on the host, copied out of the
+/// harness image that serves the target (fastest); inside that container
+/// (`docker exec`); or in a throw-away container of the right major's image
+/// (`docker run --rm --network host`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PgTools {
+    /// The harness image's own programs, in this folder on the host.
+    Host {
+        bin: PathBuf,
+        major: u8,
+        /// The harness server's published port and its container's own
+        /// address: a target on `127.0.0.1` at that port is reached at the
+        /// address directly (port 5432), past Docker's port proxy.
+        direct: Option<(u16, String)>,
+    },
     /// In this container; programs connect to its own server at 127.0.0.1:5432.
     Exec { container_id: String, major: u8 },
     /// In a fresh container of this image, reaching the target's host and port from the host network.
@@ -88,11 +100,20 @@ pub struct DumpInfo {
 }
 
 impl PgTools {
-    /// The tools inside the container that serves `db` (they match its major by construction).
+    /// The tools of the image that serves `db` (they match its major by
+    /// construction): on the host when they run here, else in its container.
     pub fn for_database(db: &Database) -> PgTools {
-        PgTools::Exec {
-            container_id: db.server().container_id.clone(),
-            major: db.server().major,
+        let server = db.server();
+        match &server.clients {
+            Some(bin) => PgTools::Host {
+                bin: bin.clone(),
+                major: server.major,
+                direct: server.direct.clone().map(|address| (server.port, address)),
+            },
+            None => PgTools::Exec {
+                container_id: server.container_id.clone(),
+                major: server.major,
+            },
         }
     }
 
@@ -108,7 +129,9 @@ impl PgTools {
     /// The major of these programs.
     pub fn major(&self) -> u8 {
         match self {
-            PgTools::Exec { major, .. } | PgTools::Run { major, .. } => *major,
+            PgTools::Host { major, .. }
+            | PgTools::Exec { major, .. }
+            | PgTools::Run { major, .. } => *major,
         }
     }
 

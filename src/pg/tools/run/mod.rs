@@ -1,21 +1,26 @@
-//! Running one PostgreSQL client program through the docker CLI, in the
-//! server's own container (`docker exec`) or in a throw-away one
-//! (`docker run --rm --network host`). Connection settings travel as `PG*`
-//! environment variables whose values the docker CLI takes from its own
-//! environment (`-e NAME` without `=value`), so no password ever appears in
-//! an argument list. The password never enters a throw-away container's
+//! Running one PostgreSQL client program: on the host (the harness image's
+//! own build, copied out), or through the docker CLI in the server's own
+//! container (`docker exec`) or in a throw-away one
+//! (`docker run --rm --network host`).
+//!
+//! Connection settings travel as `PG*` environment variables, so no password
+//! ever appears in an argument list: the docker CLI takes their values from
+//! its own environment (`-e NAME` without `=value`); a program on the host
+//! gets them as its own, and none of this process's `PG*` variables, as in a
+//! container. The password never enters a throw-away container's
 //! environment (where `docker inspect` would show it): it is written to a
 //! `.pgpass`-style file (mode 0600) in a private temporary folder, mounted
 //! read-only at [`PASS_DIR`] and named by `PGPASSFILE`; the folder is removed
-//! when the program ends. Inside a harness container (`docker exec`, tests
-//! only) `PGPASSWORD` is set on the exec'd process alone. TLS settings travel the same way (`PGSSLMODE`, …); a
-//! throw-away container also gets the target's certificate files mounted
-//! read-only, with `PGSSLROOTCERT` & co. pointing at them (see
-//! [`crate::pg::tls::TlsSettings`]). In the server's own container the programs
-//! reach the server over the container's loopback, where libpq's default
-//! (`prefer`) applies and no certificate files are needed. Failures become
-//! [`Error::Tool`] with the program's last stderr lines, scrubbed of
-//! passwords, and a hint where the cause is known.
+//! when the program ends. For a harness server (tests and rehearsal copies)
+//! `PGPASSWORD` is set on the program's process alone, on the host or exec'd.
+//! TLS settings travel the same way (`PGSSLMODE`, …); a throw-away container
+//! also gets the target's certificate files mounted read-only, with
+//! `PGSSLROOTCERT` & co. pointing at them (see
+//! [`crate::pg::tls::TlsSettings`]). The harness server is reached over the
+//! container's loopback (`docker exec`) or its own bridge address (from the
+//! host), where libpq's default (`prefer`) applies and no certificate files
+//! are needed. Failures become [`Error::Tool`] with the program's last stderr
+//! lines, scrubbed of passwords, and a hint where the cause is known.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -97,28 +102,40 @@ pub(crate) async fn run(tools: &PgTools, call: Call<'_>) -> Result<Finished> {
         _ => None,
     };
     let stdin_used = !matches!(call.input, Input::Null);
-    let mut cmd = Command::new("docker");
-    cmd.args(docker_args(tools, &call, &env, &mounts, stdin_used))
-        .stdin(if stdin_used {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
+    let (program, args) = command_line(tools, &call, &env, &mounts, stdin_used);
+    let mut cmd = Command::new(program);
+    cmd.args(args);
+    if let PgTools::Host { bin, .. } = tools {
+        host_environment(&mut cmd, bin, std::env::vars_os());
+    }
+    cmd.stdin(if stdin_used {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    })
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .kill_on_drop(true);
     for (name, value) in &env {
         cmd.env(name, value);
     }
-    if let (PgTools::Exec { .. }, Some(password)) = (tools, password) {
+    if let (PgTools::Exec { .. } | PgTools::Host { .. }, Some(password)) = (tools, password) {
         cmd.env("PGPASSWORD", password);
     }
     let mut child = cmd.spawn().map_err(|e| Error::Tool {
         tool: call.tool.into(),
-        detail: format!(
-            "{}: cannot run the docker CLI: {e} (hint: install Docker and put `docker` on PATH)",
-            call.doing
-        ),
+        detail: match tools {
+            PgTools::Host { bin, .. } => format!(
+                "{}: cannot run {} with {} first on PATH: {e} (hint: PHANTOM_CLIENTS=container runs the tools in the server's container)",
+                call.doing,
+                call.program,
+                bin.display()
+            ),
+            _ => format!(
+                "{}: cannot run the docker CLI: {e} (hint: install Docker and put `docker` on PATH)",
+                call.doing
+            ),
+        },
     })?;
     let (stdin, stdout, stderr) = (child.stdin.take(), child.stdout.take(), child.stderr.take());
     let (fed, drained, errors) = tokio::join!(
@@ -146,15 +163,40 @@ pub(crate) async fn run(tools: &PgTools, call: Call<'_>) -> Result<Finished> {
     Ok(drained)
 }
 
-/// The docker CLI's arguments: `exec`/`run`, the variables to pass on, the
+/// A program run on the host: the image's programs first on `PATH` (the
+/// scripts call `pg_restore` and `psql` by name), and none of the `PG*`
+/// variables it would inherit (`inherited`: this process's environment), so
+/// the program sees exactly the connection settings a container would.
+fn host_environment(
+    cmd: &mut Command,
+    bin: &Path,
+    inherited: impl IntoIterator<Item = (std::ffi::OsString, std::ffi::OsString)>,
+) {
+    let mut path = std::ffi::OsString::from(bin.as_os_str());
+    for (name, value) in inherited {
+        if name == "PATH" {
+            path.push(":");
+            path.push(value);
+        } else if name.to_string_lossy().starts_with("PG") {
+            cmd.env_remove(name);
+        }
+    }
+    cmd.env("PATH", path);
+}
+
+/// What to start: on the host, the program itself with its arguments;
+/// otherwise the docker CLI with `exec`/`run`, the variables to pass on, the
 /// read-only mounts (`run` only), the program and its arguments.
-fn docker_args(
+fn command_line(
     tools: &PgTools,
     call: &Call<'_>,
     env: &[(&'static str, String)],
     mounts: &[String],
     stdin_used: bool,
-) -> Vec<String> {
+) -> (&'static str, Vec<String>) {
+    if let PgTools::Host { .. } = tools {
+        return (call.program, call.args.clone());
+    }
     let mut args: Vec<String> = Vec::new();
     let interactive = if stdin_used {
         vec!["-i".to_string()]
@@ -176,6 +218,7 @@ fn docker_args(
             args.push(container_id.clone());
             args.push(call.program.into());
         }
+        PgTools::Host { .. } => {}
         PgTools::Run { image, .. } => {
             args.extend(
                 ["run", "--rm", "--log-driver", "none", "--network", "host"].map(String::from),
@@ -195,7 +238,7 @@ fn docker_args(
         }
     }
     args.extend(call.args.iter().cloned());
-    args
+    ("docker", args)
 }
 
 /// `PG*` settings (all but the password) for a connection to `target` and,
@@ -204,6 +247,17 @@ fn connection_env(tools: &PgTools, target: &Target) -> Result<ContainerSettings>
     let options = target.options();
     let (host, port) = match tools {
         PgTools::Exec { .. } => ("127.0.0.1".to_string(), "5432".to_string()),
+        PgTools::Host { direct, .. } => {
+            let (host, port) = (options.get_host(), options.get_port());
+            match direct {
+                Some((published, address))
+                    if port == *published && matches!(host, "127.0.0.1" | "localhost") =>
+                {
+                    (address.clone(), "5432".to_string())
+                }
+                _ => (host.to_string(), port.to_string()),
+            }
+        }
         PgTools::Run { .. } => {
             let host = options.get_host();
             if options.get_socket().is_some() || host.starts_with('/') {

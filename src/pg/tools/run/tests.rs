@@ -25,7 +25,7 @@ fn tls_files_are_mounted_read_only_and_named_by_variables() {
         doing: "dumping".into(),
     };
     let (env, mounts) = connection_env(&tools, &target).unwrap();
-    let args = docker_args(&tools, &call, &env, &mounts, false);
+    let args = command_line(&tools, &call, &env, &mounts, false).1;
     let joined = args.join(" ");
     let ca = files.ca.display();
     let (cert, key) = (files.cert.display(), files.key.display());
@@ -60,7 +60,7 @@ fn tls_files_are_mounted_read_only_and_named_by_variables() {
         !env.iter().any(|(name, _)| name.starts_with("PGSSL")),
         "{env:?}"
     );
-    let joined = docker_args(&exec, &call, &env, &mounts, false).join(" ");
+    let joined = command_line(&exec, &call, &env, &mounts, false).1.join(" ");
     assert!(!joined.contains(" -v "), "{joined}");
 }
 
@@ -85,7 +85,7 @@ fn arguments_carry_variable_names_but_never_values() {
     };
     let (env, mounts) = connection_env(&tools, &target).unwrap();
     assert!(mounts.is_empty(), "{mounts:?}");
-    let args = docker_args(&tools, &call, &env, &mounts, false);
+    let args = command_line(&tools, &call, &env, &mounts, false).1;
     let joined = args.join(" ");
     assert!(!joined.contains("hunter22"), "{joined}");
     assert!(
@@ -128,7 +128,7 @@ fn arguments_carry_variable_names_but_never_values() {
         env.contains(&("PGHOST", "127.0.0.1".to_string()))
             && env.contains(&("PGPORT", "5432".to_string()))
     );
-    let args = docker_args(&exec, &call, &env, &mounts, true);
+    let args = command_line(&exec, &call, &env, &mounts, true).1;
     assert_eq!(&args[..2], ["exec", "-i"]);
     assert_eq!(
         args[args.len() - 3..],
@@ -178,4 +178,95 @@ fn failures_quote_stderr_without_passwords_and_give_hints() {
         "pw is abc",
         "short passwords are not replaced blindly"
     );
+}
+
+#[test]
+fn host_programs_start_themselves_and_reach_the_harness_server_past_the_port_proxy() {
+    let tools = PgTools::Host {
+        bin: PathBuf::from("/cache/clients/17.10.0-abc/bin"),
+        major: 17,
+        direct: Some((49153, "172.17.0.5".into())),
+    };
+    let published = Target::parse("postgres://postgres:hunter22@127.0.0.1:49153/s_db_1").unwrap();
+    let call = Call {
+        tool: "pg_dump",
+        program: "pg_dump",
+        args: vec!["--format=custom".into(), "--schema-only".into()],
+        target: Some(&published),
+        input: Input::Null,
+        sink: Sink::Capture,
+        doing: "dumping".into(),
+    };
+    let (env, mounts) = connection_env(&tools, &published).unwrap();
+    let (program, args) = command_line(&tools, &call, &env, &mounts, false);
+    assert_eq!(
+        (program, args),
+        (
+            "pg_dump",
+            vec!["--format=custom".to_string(), "--schema-only".into()]
+        )
+    );
+    assert!(mounts.is_empty());
+    for (name, value) in [
+        ("PGHOST", "172.17.0.5"),
+        ("PGPORT", "5432"),
+        ("PGDATABASE", "s_db_1"),
+    ] {
+        assert!(env.contains(&(name, value.to_string())), "{name}: {env:?}");
+    }
+    assert!(!format!("{env:?}").contains("hunter22"), "{env:?}");
+    assert!(
+        !env.iter().any(|(name, _)| name.starts_with("PGSSL")),
+        "{env:?}"
+    );
+
+    // Any other server is reached where its URL says.
+    for url in [
+        "postgres://app:pw@127.0.0.1:6543/prod",
+        "postgres://app:pw@db.example.com:49153/prod",
+    ] {
+        let other = Target::parse(url).unwrap();
+        let (env, _) = connection_env(&tools, &other).unwrap();
+        let options = other.options();
+        assert!(
+            env.contains(&("PGHOST", options.get_host().to_string())),
+            "{url}: {env:?}"
+        );
+        assert!(
+            env.contains(&("PGPORT", options.get_port().to_string())),
+            "{url}: {env:?}"
+        );
+    }
+}
+
+#[test]
+fn a_host_program_finds_the_images_build_first_and_none_of_our_pg_variables() {
+    let mut cmd = Command::new("env");
+    let ours = [
+        ("PATH", "/usr/bin:/bin"),
+        ("PGSERVICE", "elsewhere"),
+        ("PGSSLMODE", "disable"),
+        ("HOME", "/root"),
+    ]
+    .map(|(name, value)| (name.into(), value.into()));
+    host_environment(&mut cmd, Path::new("/cache/clients/17.10.0-abc/bin"), ours);
+    let std = cmd.as_std();
+    let path = std
+        .get_envs()
+        .find(|(name, _)| *name == "PATH")
+        .and_then(|(_, value)| value)
+        .map(|value| value.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    assert_eq!(path, "/cache/clients/17.10.0-abc/bin:/usr/bin:/bin");
+    assert!(
+        !std.get_envs().any(|(name, _)| name == "HOME"),
+        "the rest is inherited untouched"
+    );
+    for name in ["PGSERVICE", "PGSSLMODE"] {
+        assert!(
+            std.get_envs()
+                .any(|(n, value)| n == name && value.is_none()),
+            "{name} is removed from the program's environment"
+        );
+    }
 }
