@@ -661,3 +661,51 @@ async fn the_programs_on_the_host_are_the_containers_own_and_dump_alike() -> Tes
     }
     Ok(())
 }
+
+#[tokio::test]
+async fn two_dumps_of_one_schema_have_one_content_digest_and_a_change_another() -> TestResult {
+    use phantom_sync::pg::tools::content_digest;
+    for major in versions_from_env()? {
+        on_project(major, "tools_digest", move |db, work| async move {
+            let tools = PgTools::for_database(&db);
+            let target = db.target();
+            let scope = phantom_sync::pg::tools::DumpScope {
+                schema_only: true,
+                ..phantom_sync::engine::backup::dump_scope()
+            };
+            let first = tools
+                .dump(&target, &work.join("first.dump"), &scope)
+                .await?;
+            // pg_dump writes its start time to the second.
+            tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+            let again = tools
+                .dump(&target, &work.join("again.dump"), &scope)
+                .await?;
+            assert_ne!(
+                first.sha256, again.sha256,
+                "PostgreSQL {major}: the headers' times differ"
+            );
+            assert_eq!(
+                content_digest(&first.path)?,
+                content_digest(&again.path)?,
+                "PostgreSQL {major}"
+            );
+            let mut conn = db.connect().await?;
+            sqlx::raw_sql("ALTER TABLE public.members ADD COLUMN note text")
+                .execute(&mut conn)
+                .await?;
+            conn.close().await?;
+            let changed = tools
+                .dump(&target, &work.join("changed.dump"), &scope)
+                .await?;
+            assert_ne!(
+                content_digest(&first.path)?,
+                content_digest(&changed.path)?,
+                "PostgreSQL {major}"
+            );
+            Ok(())
+        })
+        .await?;
+    }
+    Ok(())
+}

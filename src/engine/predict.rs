@@ -4,7 +4,9 @@
 //! target. A migration that fails there — a plain `CREATE POLICY` on a
 //! partial object, a `RENAME COLUMN` already renamed — or a schema that would
 //! still differ from a clean replay turns into a refusal that names the
-//! statement and the options, including a remainder script for review.
+//! statement and the options, including a remainder script for review. A
+//! process that predicts the same plan for the same schema and ledger again
+//! gets its earlier answer (`memo`).
 
 use sqlx::Connection;
 use tracing::Instrument;
@@ -15,9 +17,11 @@ use crate::engine::inspect::Inspection;
 use crate::engine::plan::{Plan, Refusal};
 use crate::pg::sandbox::Database;
 use crate::pg::target::Target;
-use crate::pg::tools::{DumpScope, PgTools};
+use crate::pg::tools::{DumpScope, PgTools, content_digest};
 use crate::source::catalog::CatalogOptions;
 use crate::{Error, Result};
+
+mod memo;
 
 /// Runs `plan` on a schema-only copy of `target`; adds refusals to it.
 pub async fn predict(
@@ -36,49 +40,56 @@ pub async fn predict(
         task = "trying the plan on a schema-only copy of the target"
     );
     let work = crate::files::temp_dir("predict")?;
-    let scratch = Database::fresh(inspection.major, "predict")
+    let dump = work.path().join("schema.dump");
+    tools
+        .dump(target, &dump, &schema_only())
         .instrument(span.clone())
         .await?;
-    let outcome = rehearse_on(
-        &scratch,
-        target,
-        tools,
-        inspection,
-        plan,
-        options,
-        work.path(),
-    )
-    .instrument(span)
-    .await;
+    let key = memo::key(&content_digest(&dump)?, inspection, plan, options);
+    let refusal = match memo::get(&key) {
+        Some(known) => known,
+        None => {
+            let scratch = Database::fresh(inspection.major, "predict")
+                .instrument(span.clone())
+                .await?;
+            let outcome = rehearse_on(&scratch, &dump, inspection, plan, options, work.path())
+                .instrument(span)
+                .await;
+            scratch.drop_database().await?;
+            let refusal = outcome?;
+            memo::put(key, &refusal);
+            refusal
+        }
+    };
     drop(work);
-    scratch.drop_database().await?;
-    if let Some(refusal) = outcome? {
+    if let Some(refusal) = refusal {
         plan.refusals.push(refusal);
     }
     Ok(())
 }
 
+/// What the prediction copies: the backup's scope, definitions only.
+fn schema_only() -> DumpScope {
+    DumpScope {
+        schema_only: true,
+        ..crate::engine::backup::dump_scope()
+    }
+}
+
 async fn rehearse_on(
     scratch: &Database,
-    target: &Target,
-    tools: &PgTools,
+    dump: &std::path::Path,
     inspection: &Inspection,
     plan: &Plan,
     options: &CatalogOptions,
     work: &std::path::Path,
 ) -> Result<Option<Refusal>> {
-    let dump = work.join("schema.dump");
-    let scope = DumpScope {
-        schema_only: true,
-        ..crate::engine::backup::dump_scope()
-    };
-    tools.dump(target, &dump, &scope).await?;
     let local = PgTools::for_database(scratch);
     scratch
-        .create_roles(&local.archive_roles(&dump).await?)
+        .create_roles(&local.archive_roles(dump).await?)
         .await?;
     local
-        .restore_database(&scratch.target(), &dump, &scope)
+        .restore_database(&scratch.target(), dump, &schema_only())
         .await?;
     let mut conn = scratch.connect().await?;
     crate::source::ledger::restore(&mut conn, &inspection.ledger).await?;

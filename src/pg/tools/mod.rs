@@ -11,6 +11,8 @@
 //! ([`PgTools::restore_tables`]), each in one transaction.
 
 mod archive;
+mod digest;
+pub use digest::content_digest;
 mod guard;
 mod passfile;
 mod run;
