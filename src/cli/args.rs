@@ -152,8 +152,9 @@ pub enum Command {
         /// The folder of scenario files.
         #[arg(long, default_value = "scenarios", value_name = "DIR")]
         scenarios: PathBuf,
-        /// Scenarios run at the same time on a major.
-        #[arg(long, default_value_t = 2)]
+        /// Scenarios run at the same time on a major. Three keep two cores
+        /// busy while scenarios wait on locks, sleeps and containers.
+        #[arg(long, default_value_t = 3)]
         parallel: usize,
     },
     /// Print the JSON Schema of every `--json` document (schema_version and kind included).
