@@ -6,8 +6,9 @@
 //! programs find their libraries through `$ORIGIN/../lib`), so that build is
 //! copied out of the image once, into `<cache>/clients/<recipe>/`, and the
 //! programs run as plain processes: the same binaries as the server's, of its
-//! major by construction. They are used only once `pg_dump --version` has run
-//! on this host and printed the image's version. Any other image, a copy that
+//! major by construction. They are used only once pg_dump, pg_restore and
+//! psql have each run `--version` on this host and printed the image's
+//! version. Any other image, a copy that
 //! fails, or a program that will not start here (a library the host lacks)
 //! leaves the tools in the container, as before; so does
 //! `PHANTOM_CLIENTS=container`.
@@ -121,28 +122,33 @@ async fn copy_from_image(reference: &str, into: &Path) -> Result<(), String> {
     removed.map(|_| ())
 }
 
-/// `pg_dump --version` in `bin` must run and name `version`'s major.minor.
+/// The programs the tools run — pg_dump, pg_restore and psql — must each
+/// start from `bin` and print `version`'s major.minor.
 async fn check_runs(bin: &Path, version: &str) -> Result<(), String> {
-    let program = bin.join("pg_dump");
-    let output = tokio::process::Command::new(&program)
-        .arg("--version")
-        .stdin(std::process::Stdio::null())
-        .output()
-        .await
-        .map_err(|e| format!("{}: {e}", program.display()))?;
-    let printed = String::from_utf8_lossy(&output.stdout);
     let wanted = version.rsplitn(2, '.').last().unwrap_or(version);
-    if output.status.success() && printed.split_whitespace().any(|word| word == wanted) {
-        Ok(())
-    } else {
-        Err(format!(
-            "{} --version printed {:?} {:?}, not {wanted}",
-            program.display(),
-            printed.trim(),
-            String::from_utf8_lossy(&output.stderr).trim()
-        ))
+    for name in PROGRAMS {
+        let program = bin.join(name);
+        let output = tokio::process::Command::new(&program)
+            .arg("--version")
+            .stdin(std::process::Stdio::null())
+            .output()
+            .await
+            .map_err(|e| format!("{}: {e}", program.display()))?;
+        let printed = String::from_utf8_lossy(&output.stdout);
+        if !output.status.success() || !printed.split_whitespace().any(|word| word == wanted) {
+            return Err(format!(
+                "{} --version printed {:?} {:?}, not {wanted}",
+                program.display(),
+                printed.trim(),
+                String::from_utf8_lossy(&output.stderr).trim()
+            ));
+        }
     }
+    Ok(())
 }
+
+/// The client programs the tools run.
+const PROGRAMS: [&str; 3] = ["pg_dump", "pg_restore", "psql"];
 
 #[cfg(test)]
 mod tests {
