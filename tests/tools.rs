@@ -204,15 +204,26 @@ where
     }
 }
 
+/// `pg_restore --list` of an archive, in the server's container.
+fn listing(db: &Database, archive: &Path) -> anyhow::Result<String> {
+    let out = std::process::Command::new("docker")
+        .args([
+            "exec",
+            "-i",
+            &db.server().container_id,
+            "pg_restore",
+            "--list",
+        ])
+        .stdin(std::fs::File::open(archive)?)
+        .output()?;
+    anyhow::ensure!(out.status.success(), "{out:?}");
+    Ok(String::from_utf8(out.stdout)?)
+}
+
 /// The compression an archive's header names (`pg_restore --list`, in the
 /// server's container): `zstd`, or gzip's level before PostgreSQL 16.
 fn archive_compression(db: &Database, archive: &Path) -> anyhow::Result<String> {
-    let container = db.server().container_id.clone();
-    let out = std::process::Command::new("docker")
-        .args(["exec", "-i", &container, "pg_restore", "--list"])
-        .stdin(std::fs::File::open(archive)?)
-        .output()?;
-    let text = String::from_utf8(out.stdout)?;
+    let text = listing(db, archive)?;
     text.lines()
         .find_map(|l| {
             l.trim_start_matches(';')
@@ -601,21 +612,10 @@ async fn restore_database_replaces_an_extension_installed_in_public() -> TestRes
     Ok(())
 }
 
-/// `pg_restore --list` of an archive, in the server's container, without
-/// the header's comment lines (they hold the dump's time).
+/// The entries of an archive's listing, without the header's comment lines
+/// (they hold the dump's time).
 fn toc_entries(db: &Database, archive: &Path) -> anyhow::Result<Vec<String>> {
-    let out = std::process::Command::new("docker")
-        .args([
-            "exec",
-            "-i",
-            &db.server().container_id,
-            "pg_restore",
-            "--list",
-        ])
-        .stdin(std::fs::File::open(archive)?)
-        .output()?;
-    anyhow::ensure!(out.status.success(), "{out:?}");
-    Ok(String::from_utf8(out.stdout)?
+    Ok(listing(db, archive)?
         .lines()
         .filter(|l| !l.starts_with(';') && !l.trim().is_empty())
         .map(String::from)
