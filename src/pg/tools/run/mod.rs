@@ -184,18 +184,23 @@ fn host_environment(
     cmd.env("PATH", path);
 }
 
-/// What to start: on the host, the program itself with its arguments;
-/// otherwise the docker CLI with `exec`/`run`, the variables to pass on, the
-/// read-only mounts (`run` only), the program and its arguments.
+/// What to start: on the host, the program itself (a client program by its
+/// path in the image's build, a shell by name) with its arguments; otherwise
+/// the docker CLI with `exec`/`run`, the variables to pass on, the read-only
+/// mounts (`run` only), the program and its arguments.
 fn command_line(
     tools: &PgTools,
     call: &Call<'_>,
     env: &[(&'static str, String)],
     mounts: &[String],
     stdin_used: bool,
-) -> (&'static str, Vec<String>) {
-    if let PgTools::Host { .. } = tools {
-        return (call.program, call.args.clone());
+) -> (std::ffi::OsString, Vec<String>) {
+    if let PgTools::Host { bin, .. } = tools {
+        let program = match call.program {
+            "sh" => "sh".into(),
+            client => bin.join(client).into_os_string(),
+        };
+        return (program, call.args.clone());
     }
     let mut args: Vec<String> = Vec::new();
     let interactive = if stdin_used {
@@ -238,7 +243,7 @@ fn command_line(
         }
     }
     args.extend(call.args.iter().cloned());
-    ("docker", args)
+    ("docker".into(), args)
 }
 
 /// `PG*` settings (all but the password) for a connection to `target` and,

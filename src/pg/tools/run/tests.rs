@@ -202,10 +202,16 @@ fn host_programs_start_themselves_and_reach_the_harness_server_past_the_port_pro
     assert_eq!(
         (program, args),
         (
-            "pg_dump",
+            "/cache/clients/17.10.0-abc/bin/pg_dump".into(),
             vec!["--format=custom".to_string(), "--schema-only".into()]
         )
     );
+    let script = Call {
+        program: "sh",
+        args: vec!["-c".into(), "pg_restore --list".into()],
+        ..call
+    };
+    assert_eq!(command_line(&tools, &script, &env, &mounts, true).0, "sh");
     assert!(mounts.is_empty());
     for (name, value) in [
         ("PGHOST", "172.17.0.5"),
