@@ -10,10 +10,16 @@ use sha2::{Digest, Sha256};
 use crate::{Error, Result};
 
 /// SHA-256 (hex) of the archive at `path` without the seven integers of its
-/// creation time.
+/// creation time. The file is read in pieces, whatever its size.
 pub fn content_digest(path: &Path) -> Result<String> {
-    let bytes = std::fs::read(path).map_err(Error::io("read", path))?;
-    let (start, end) = creation_time(&bytes).ok_or_else(|| Error::Tool {
+    use std::io::Read;
+    let mut file = std::fs::File::open(path).map_err(Error::io("read", path))?;
+    let mut head = Vec::with_capacity(HEAD);
+    (&mut file)
+        .take(HEAD as u64)
+        .read_to_end(&mut head)
+        .map_err(Error::io("read", path))?;
+    let (start, end) = creation_time(&head).ok_or_else(|| Error::Tool {
         tool: "pg_dump".into(),
         detail: format!(
             "{}: not a custom-format archive header pg_dump 14 to 18 writes",
@@ -21,10 +27,22 @@ pub fn content_digest(path: &Path) -> Result<String> {
         ),
     })?;
     let mut hasher = Sha256::new();
-    hasher.update(&bytes[..start]);
-    hasher.update(&bytes[end..]);
+    hasher.update(&head[..start]);
+    hasher.update(&head[end..]);
+    let mut buffer = vec![0u8; 256 * 1024];
+    loop {
+        let n = file.read(&mut buffer).map_err(Error::io("read", path))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buffer[..n]);
+    }
     Ok(format!("{:x}", hasher.finalize()))
 }
+
+/// More than the header up to the creation time's end can take (11 bytes,
+/// a compression integer and seven integers of at most 9 bytes each).
+const HEAD: usize = 128;
 
 /// Where the header's creation time lies. The header is "PGDMP", the
 /// format's version (three bytes), the sizes of an integer and of an offset,
@@ -78,12 +96,16 @@ mod tests {
 
     #[test]
     fn two_dumps_that_differ_only_in_their_time_have_one_digest() {
+        // Longer than the head read first, so that the rest is read in pieces.
+        let rest = b"toc and data ".repeat(100);
+        let mut other = rest.clone();
+        *other.last_mut().unwrap() = b'!';
         for minor in [14, 15, 16] {
-            let first = archive(minor, [1, 2, 3, 4, 5, 125, 0], b"toc and data");
-            let later = archive(minor, [9, 8, 7, 6, 5, 126, 1], b"toc and data");
+            let first = archive(minor, [1, 2, 3, 4, 5, 125, 0], &rest);
+            let later = archive(minor, [9, 8, 7, 6, 5, 126, 1], &rest);
             assert_ne!(first, later);
             assert_eq!(digest_of(&first), digest_of(&later), "1.{minor}");
-            let changed = archive(minor, [1, 2, 3, 4, 5, 125, 0], b"toc and dat4");
+            let changed = archive(minor, [1, 2, 3, 4, 5, 125, 0], &other);
             assert_ne!(digest_of(&first), digest_of(&changed), "1.{minor}");
         }
     }
