@@ -8,10 +8,9 @@
 //! programs run as plain processes: the same binaries as the server's, of its
 //! major by construction. They are used only once pg_dump, pg_restore and
 //! psql have each run `--version` on this host and printed the image's
-//! version. Any other image, a copy that
-//! fails, or a program that will not start here (a library the host lacks)
-//! leaves the tools in the container, as before; so does
-//! `PHANTOM_CLIENTS=container`.
+//! version. Any other image, a copy that fails, or a program that will not
+//! start here (a library the host lacks) leaves the tools in the container,
+//! as before; so does `PHANTOM_CLIENTS=container`.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
