@@ -47,17 +47,23 @@ pub fn utc_stamp(ms: u128) -> (String, String) {
 pub fn sha256(path: &Path) -> Result<(u64, String)> {
     let mut file = std::fs::File::open(path).map_err(Error::io("open", path))?;
     let mut hasher = Sha256::new();
+    let bytes = hash_rest(&mut file, &mut hasher, path)?;
+    Ok((bytes, format!("{:x}", hasher.finalize())))
+}
+
+/// Feeds what is left of `file` (read from `path`) to `hasher`, 256 KiB at
+/// a time; returns how many bytes that was.
+pub(crate) fn hash_rest(file: &mut impl Read, hasher: &mut Sha256, path: &Path) -> Result<u64> {
     let mut buffer = vec![0u8; 256 * 1024];
     let mut bytes = 0u64;
     loop {
         let n = file.read(&mut buffer).map_err(Error::io("read", path))?;
         if n == 0 {
-            break;
+            return Ok(bytes);
         }
         hasher.update(&buffer[..n]);
         bytes += n as u64;
     }
-    Ok((bytes, format!("{:x}", hasher.finalize())))
 }
 
 /// Writes `text` to `path` through a temporary file in the same folder and a

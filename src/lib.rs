@@ -25,6 +25,7 @@ pub mod engine;
 pub mod error;
 pub mod files;
 pub mod pg;
+mod recent;
 pub mod rehearse;
 pub mod report;
 pub mod source;

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 /// import those on earlier lines only; modules on the same line are peers and
 /// may not import each other.
 const LAYERS: &[&[&str]] = &[
-    &["text"],
+    &["text", "recent"],
     &["error", "files"],
     &["source", "pg"],
     &["engine"],

@@ -9,19 +9,19 @@
 //! options: a change to any of them is a new prediction. The last [`KEPT`]
 //! answers are kept.
 
-use std::collections::VecDeque;
 use std::sync::Mutex;
 
 use sha2::{Digest, Sha256};
 
 use crate::engine::inspect::Inspection;
 use crate::engine::plan::{Plan, Refusal};
+use crate::recent::Recent;
 use crate::source::catalog::CatalogOptions;
 
 /// How many answers are kept.
 const KEPT: usize = 64;
 
-static ANSWERS: Mutex<VecDeque<(String, Option<Refusal>)>> = Mutex::new(VecDeque::new());
+static ANSWERS: Mutex<Recent<String, Option<Refusal>>> = Mutex::new(Recent::new(KEPT));
 
 /// The key of a prediction, or `None` when a part cannot be written as JSON
 /// (then nothing is remembered).
@@ -52,24 +52,16 @@ pub(super) fn key(
 /// The answer remembered under `key`, if any: `Some(None)` is "no refusal".
 pub(super) fn get(key: &Option<String>) -> Option<Option<Refusal>> {
     let key = key.as_ref()?;
-    let answers = ANSWERS.lock().unwrap_or_else(|p| p.into_inner());
-    answers
-        .iter()
-        .find(|(k, _)| k == key)
-        .map(|(_, answer)| answer.clone())
+    ANSWERS.lock().unwrap_or_else(|p| p.into_inner()).get(key)
 }
 
 /// Remembers `answer` under `key`; the oldest answer goes past [`KEPT`].
 pub(super) fn put(key: Option<String>, answer: &Option<Refusal>) {
     let Some(key) = key else { return };
-    let mut answers = ANSWERS.lock().unwrap_or_else(|p| p.into_inner());
-    if answers.iter().any(|(k, _)| *k == key) {
-        return;
-    }
-    if answers.len() == KEPT {
-        answers.pop_front();
-    }
-    answers.push_back((key, answer.clone()));
+    ANSWERS
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .put(key, answer);
 }
 
 #[cfg(test)]

@@ -89,10 +89,10 @@ pub(crate) async fn list_known(tools: &PgTools, dump: &Path, sha256: &str) -> Re
 /// The tables of contents this process has read, by pg_restore's major and
 /// the archive's SHA-256: the last [`listed::KEPT`], oldest first.
 mod listed {
-    use std::collections::VecDeque;
-    use std::sync::{Mutex, OnceLock};
+    use std::sync::Mutex;
 
     use super::toc::Toc;
+    use crate::recent::Recent;
 
     pub(super) type Key = (u8, String);
 
@@ -100,34 +100,10 @@ mod listed {
     /// backup, the schema copies of the predictions).
     pub(super) const KEPT: usize = 32;
 
-    #[derive(Default)]
-    pub(super) struct Listed(VecDeque<(Key, Toc)>);
+    static MEMORY: Mutex<Recent<Key, Toc>> = Mutex::new(Recent::new(KEPT));
 
-    impl Listed {
-        pub(super) fn get(&self, key: &Key) -> Option<Toc> {
-            self.0
-                .iter()
-                .find(|(k, _)| k == key)
-                .map(|(_, toc)| toc.clone())
-        }
-
-        pub(super) fn put(&mut self, key: Key, toc: &Toc) {
-            if self.0.iter().any(|(k, _)| *k == key) {
-                return;
-            }
-            if self.0.len() == KEPT {
-                self.0.pop_front();
-            }
-            self.0.push_back((key, toc.clone()));
-        }
-    }
-
-    fn memory() -> std::sync::MutexGuard<'static, Listed> {
-        static MEMORY: OnceLock<Mutex<Listed>> = OnceLock::new();
-        MEMORY
-            .get_or_init(Default::default)
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
+    fn memory() -> std::sync::MutexGuard<'static, Recent<Key, Toc>> {
+        MEMORY.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     pub(super) fn get(key: &Key) -> Option<Toc> {
@@ -253,8 +229,9 @@ fn unique() -> u64 {
 
 #[cfg(test)]
 mod tests {
-    use super::listed::{KEPT, Listed};
+    use super::listed::{KEPT, Key};
     use super::toc::Toc;
+    use crate::recent::Recent;
 
     fn toc(version: &str) -> Toc {
         Toc {
@@ -265,7 +242,7 @@ mod tests {
 
     #[test]
     fn a_listing_is_kept_by_major_and_content() {
-        let mut listed = Listed::default();
+        let mut listed: Recent<Key, Toc> = Recent::new(KEPT);
         listed.put((17, "abc".into()), &toc("17.10"));
         assert_eq!(listed.get(&(17, "abc".into())), Some(toc("17.10")));
         assert_eq!(listed.get(&(16, "abc".into())), None, "another major");
@@ -274,7 +251,7 @@ mod tests {
 
     #[test]
     fn only_the_latest_listings_are_kept() {
-        let mut listed = Listed::default();
+        let mut listed: Recent<Key, Toc> = Recent::new(KEPT);
         let key = |i: usize| (14, format!("sha-{i}"));
         for i in 0..=KEPT {
             listed.put(key(i), &toc(&i.to_string()));

@@ -29,14 +29,7 @@ pub fn content_digest(path: &Path) -> Result<String> {
     let mut hasher = Sha256::new();
     hasher.update(&head[..start]);
     hasher.update(&head[end..]);
-    let mut buffer = vec![0u8; 256 * 1024];
-    loop {
-        let n = file.read(&mut buffer).map_err(Error::io("read", path))?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buffer[..n]);
-    }
+    crate::files::hash_rest(&mut file, &mut hasher, path)?;
     Ok(format!("{:x}", hasher.finalize()))
 }
 
